@@ -1,0 +1,72 @@
+"""The `hrm` command: one entry point, one sub-command per stage of the pipeline.
+
+    hrm data      build, check and show datasets            (hrm.data.commands)
+    hrm train     train a model, or resume a run              (hrm.training.commands)
+    hrm eval      evaluate a checkpoint on a dataset          (hrm.evaluation.commands)
+    hrm solve     solve one puzzle with a checkpoint          (hrm.evaluation.commands)
+    hrm export    export to ONNX, MLIR or MLX                 (hrm.export.commands)
+    hrm verify    parity table of every backend vs PyTorch    (hrm.export.commands)
+    hrm bench     benchmarks                                  (hrm.training.commands)
+    hrm viz       the browser visualiser, or a PNG            (hrm.viz.commands)
+    hrm demo      train a small HRM on the CPU and show it reason
+    hrm plot      draw a run's curves to PNG
+    hrm doctor    what this machine can run, and what is missing
+    hrm check-reference FIXTURE.json   compare the model with a recorded reference
+    hrm convert   convert an original checkpoint to hrm's format
+
+Each sub-command's module is imported only when it runs, so `hrm data` does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# sub-command -> (module, function, one-line help). The function takes argv (list[str]) and returns an exit code.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("hrm.data.commands", "main", "build, check and show puzzle datasets"),
+    "train": ("hrm.training.commands", "train_main", "train a model (key=value overrides), or resume=RUN_DIR"),
+    "eval": ("hrm.evaluation.commands", "eval_main", "evaluate a checkpoint on a dataset's test split"),
+    "solve": ("hrm.evaluation.commands", "solve_main", "solve one puzzle with a checkpoint"),
+    "export": ("hrm.export.commands", "export_main", "export a checkpoint to onnx | mlir | mlx"),
+    "verify": ("hrm.export.commands", "verify_main", "compare every backend with PyTorch"),
+    "bench": ("hrm.training.commands", "bench_main", "benchmarks (train)"),
+    "viz": ("hrm.viz.commands", "main", "browser visualiser, or --png for a static picture"),
+    "demo": ("hrm.training.demo", "main", "train a small HRM on this CPU and show it reason"),
+    "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG"),
+    "doctor": ("hrm.training.commands", "doctor_main", "report device, dtype and optional packages"),
+    "check-reference": ("hrm.models.reference", "main", "compare the model with a recorded fixture"),
+    "convert": ("hrm.models.checkpoint", "convert_main", "convert an original checkpoint to hrm's format"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: hrm <command> [args...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "Run `hrm <command> --help` for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from hrm import __version__
+        print(f"hrm {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        print(f"hrm: unknown command '{name}'{hint}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function, _ = COMMANDS[name]
+    command = getattr(importlib.import_module(module_name), function)
+    return int(command(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""One device policy for the whole package: which device, which forward dtype, and why.
+
+Order: an explicit choice (config or argument), then the `HRM_DEVICE` environment variable, then
+CUDA, MPS, CPU. The forward dtype is bfloat16 on CUDA; on CPU bfloat16 only where the processor has
+native bf16 matrix instructions (AMX or AVX-512 BF16), float32 elsewhere; float32 on MPS.
+Nothing here calls `.cuda()`: callers move tensors with `.to(choice.device)`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: torch.device
+    dtype: torch.dtype
+    reason: str
+
+    def describe(self) -> str:
+        return f"device={self.device} dtype={str(self.dtype).removeprefix('torch.')} ({self.reason})"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (AMX-BF16 or AVX512-BF16), read from /proc/cpuinfo.
+
+    Falls back to torch's oneDNN capability check on platforms without /proc/cpuinfo.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    except OSError:
+        pass
+    check = getattr(torch.backends.mkldnn, "is_bf16_supported", None)
+    return bool(check and check())
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)} or 'auto'")
+    return DTYPES[name]
+
+
+def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
+    """The device to run on, and why it was chosen."""
+    if requested and requested != "auto":
+        return _checked(torch.device(requested)), "requested"
+    env = os.environ.get("HRM_DEVICE")
+    if env:
+        return _checked(torch.device(env)), "HRM_DEVICE"
+    if torch.cuda.is_available():
+        return torch.device("cuda"), "CUDA is available"
+    if torch.backends.mps.is_available():
+        return torch.device("mps"), "Apple MPS is available"
+    return torch.device("cpu"), "no CUDA or MPS device"
+
+
+def _checked(device: torch.device) -> torch.device:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} was requested but CUDA is not available in this torch build/machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device mps was requested but Apple MPS is not available")
+    return device
+
+
+def pick_dtype(device: torch.device, requested: str | None = None) -> tuple[torch.dtype, str]:
+    """The forward dtype for `device`, and why."""
+    if requested and requested != "auto":
+        return parse_dtype(requested), "requested"
+    env = os.environ.get("HRM_DTYPE")
+    if env:
+        return parse_dtype(env), "HRM_DTYPE"
+    if device.type == "cuda":
+        return torch.bfloat16, "bfloat16 on CUDA, as the released runs"
+    if device.type == "mps":
+        return torch.float32, "float32 on MPS"
+    if cpu_has_native_bf16():
+        return torch.bfloat16, "CPU has native bf16 matrix instructions"
+    return torch.float32, "CPU without native bf16 matmul"
+
+
+def choose(device: str | None = None, dtype: str | None = None) -> DeviceChoice:
+    dev, dev_reason = pick_device(device)
+    dt, dt_reason = pick_dtype(dev, dtype)
+    return DeviceChoice(dev, dt, f"{dev_reason}; {dt_reason}")

@@ -1,0 +1,274 @@
+"""HRM ACT v1: the hierarchical recurrent model with adaptive computation time (spec §5.7, §6).
+
+Reads top to bottom:
+  HRMConfig                 the architecture hyper-parameters (the original's names)
+  Block, ReasoningModule    post-norm transformer blocks; f(z, injection) = Blocks(z + injection)
+  HRMInner                  one segment: embeddings, the H/L recurrence with the 1-step gradient, heads
+  HRM                       the ACT wrapper: carry, reset of halted rows, halting, exploration, Q target
+
+Shapes: B batch, S puzzle tokens, P puzzle-embedding positions, T = P + S, D hidden size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrm.models.layers import (
+    Attention,
+    CastedEmbedding,
+    CastedLinear,
+    CosSin,
+    RotaryEmbedding,
+    SwiGLU,
+    rms_norm,
+    trunc_normal_init_,
+)
+from hrm.models.sparse_embedding import CastedSparseEmbedding
+
+
+@dataclass
+class LossConfig:
+    loss_type: str = "stablemax_cross_entropy"   # or "softmax_cross_entropy"
+
+
+@dataclass
+class HRMConfig:
+    """Architecture of HRM ACT v1. Field names are the original's, so `arch.L_cycles=8` works."""
+
+    # Dataset-derived sizes (filled in from the dataset metadata by the trainer).
+    seq_len: int = 81
+    vocab_size: int = 11
+    num_puzzle_identifiers: int = 1
+    batch_size: int = 1                 # per-process training batch; sizes the sparse-embedding buffers
+
+    H_cycles: int = 2
+    L_cycles: int = 2
+    H_layers: int = 4
+    L_layers: int = 4
+    hidden_size: int = 512
+    expansion: float = 4.0
+    num_heads: int = 8
+    pos_encodings: str = "rope"         # "rope" or "learned"
+    puzzle_emb_ndim: int = 512          # 0 disables the puzzle embedding
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+
+    forward_dtype: str = "auto"         # "auto" lets hrm.device choose; else float32 | bfloat16 | float16
+    name: str = "hrm_act_v1"
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        if self.pos_encodings not in ("rope", "learned"):
+            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
+        if self.halt_max_steps < 1:
+            raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
+
+    @property
+    def puzzle_emb_len(self) -> int:
+        """P = ceil(puzzle_emb_ndim / hidden_size) positions prepended to the sequence."""
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+
+@dataclass
+class InnerCarry:
+    z_H: torch.Tensor   # (B, T, D) in forward dtype
+    z_L: torch.Tensor   # (B, T, D)
+
+
+@dataclass
+class ACTCarry:
+    inner_carry: InnerCarry
+    steps: torch.Tensor                 # (B,) int32: segments run on the current puzzle
+    halted: torch.Tensor                # (B,) bool: the row takes a new puzzle on the next call
+    current_data: dict[str, torch.Tensor]
+
+
+class Block(nn.Module):
+    """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h))."""
+
+    def __init__(self, config: HRMConfig):
+        super().__init__()
+        self.self_attn = Attention(config.hidden_size, config.num_heads)
+        self.mlp = SwiGLU(config.hidden_size, config.expansion)
+        self.norm_eps = config.rms_norm_eps
+
+    def forward(self, h: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        h = rms_norm(h + self.self_attn(h, cos_sin), self.norm_eps)
+        h = rms_norm(h + self.mlp(h), self.norm_eps)
+        return h
+
+
+class ReasoningModule(nn.Module):
+    """f(z, injection) = Blocks(z + injection): the injection is added once, before the first block."""
+
+    def __init__(self, config: HRMConfig, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList([Block(config) for _ in range(num_layers)])
+
+    def forward(self, z: torch.Tensor, injection: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        z = z + injection
+        for layer in self.layers:
+            z = layer(z, cos_sin)
+        return z
+
+
+class HRMInner(nn.Module):
+    """One ACT segment. NOTE: construction order is the original's; it fixes the RNG stream of the init."""
+
+    def __init__(self, config: HRMConfig, forward_dtype: torch.dtype):
+        super().__init__()
+        self.config = config
+        self.forward_dtype = forward_dtype
+        D = config.hidden_size
+        self.puzzle_emb_len = config.puzzle_emb_len
+        self.embed_scale = math.sqrt(D)
+        embed_init_std = 1.0 / self.embed_scale
+
+        self.embed_tokens = CastedEmbedding(config.vocab_size, D, init_std=embed_init_std, cast_to=forward_dtype)
+        self.lm_head = CastedLinear(D, config.vocab_size, bias=False)
+        self.q_head = CastedLinear(D, 2, bias=True)                       # [halt, continue]
+        if config.puzzle_emb_ndim > 0:
+            # NOTE: zero init; the table is trained by sparse SignSGD, not by the dense optimiser.
+            self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim,
+                                                    batch_size=config.batch_size, init_std=0, cast_to=forward_dtype)
+        T = self.puzzle_emb_len + config.seq_len
+        if config.pos_encodings == "rope":
+            self.rotary_emb = RotaryEmbedding(D // config.num_heads, max_positions=T, base=config.rope_theta)
+        else:
+            self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std, cast_to=forward_dtype)
+
+        self.H_level = ReasoningModule(config, config.H_layers)
+        self.L_level = ReasoningModule(config, config.L_layers)
+
+        # NOTE: the initial states are sampled directly in the forward dtype and never trained.
+        self.H_init = nn.Buffer(trunc_normal_init_(torch.empty(D, dtype=forward_dtype), std=1), persistent=True)
+        self.L_init = nn.Buffer(trunc_normal_init_(torch.empty(D, dtype=forward_dtype), std=1), persistent=True)
+
+        # Q head starts at "don't halt yet": zero weight, bias -5 on both logits.
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5)
+
+    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+        D = self.config.hidden_size
+        x = self.embed_tokens(inputs.to(torch.int32))                      # (B, S, D)
+        if self.config.puzzle_emb_ndim > 0:
+            e_p = self.puzzle_emb(puzzle_identifiers)                      # (B, puzzle_emb_ndim)
+            pad = self.puzzle_emb_len * D - e_p.shape[-1]
+            if pad > 0:
+                e_p = F.pad(e_p, (0, pad))
+            x = torch.cat((e_p.view(-1, self.puzzle_emb_len, D), x), dim=-2)   # (B, T, D): puzzle first
+        if self.config.pos_encodings == "learned":
+            # 1/√2 keeps the variance of the sum of two unit-variance embeddings.
+            x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(self.forward_dtype))
+        return self.embed_scale * x
+
+    def empty_carry(self, batch_size: int, device: torch.device | None = None) -> InnerCarry:
+        shape = (batch_size, self.puzzle_emb_len + self.config.seq_len, self.config.hidden_size)
+        # The original leaves these uninitialised; every row is reset before use, so zeros are equivalent
+        # and keep checkpoints of the carry deterministic.
+        return InnerCarry(z_H=torch.zeros(shape, dtype=self.forward_dtype, device=device),
+                          z_L=torch.zeros(shape, dtype=self.forward_dtype, device=device))
+
+    def reset_carry(self, reset: torch.Tensor, carry: InnerCarry) -> InnerCarry:
+        reset = reset.view(-1, 1, 1)
+        return InnerCarry(z_H=torch.where(reset, self.H_init, carry.z_H),
+                          z_L=torch.where(reset, self.L_init, carry.z_L))
+
+    def forward(self, carry: InnerCarry, batch: dict[str, torch.Tensor]):
+        N, M = self.config.H_cycles, self.config.L_cycles
+        cos_sin = self.rotary_emb() if self.config.pos_encodings == "rope" else None
+        x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])   # (B, T, D)
+
+        # N·M L-updates and N H-updates; all but the last of each run without gradient.
+        z_H, z_L = carry.z_H, carry.z_L
+        with torch.no_grad():
+            for i in range(N):
+                for j in range(M):
+                    if not (i == N - 1 and j == M - 1):
+                        z_L = self.L_level(z_L, z_H + x, cos_sin)
+                if i != N - 1:
+                    z_H = self.H_level(z_H, z_L, cos_sin)
+        # The "1-step gradient": only these two updates are differentiated.
+        z_L = self.L_level(z_L, z_H + x, cos_sin)
+        z_H = self.H_level(z_H, z_L, cos_sin)
+
+        new_carry = InnerCarry(z_H=z_H.detach(), z_L=z_L.detach())
+        logits = self.lm_head(z_H)[:, self.puzzle_emb_len:]                 # (B, S, vocab): drop puzzle positions
+        # NOTE: the Q head reads position 0, the first puzzle-embedding position (the first token if P = 0).
+        q = self.q_head(z_H[:, 0]).to(torch.float32)                        # (B, 2)
+        return new_carry, logits, (q[..., 0], q[..., 1])
+
+
+class HRM(nn.Module):
+    """The ACT wrapper: one call = one segment for every row of the batch (spec §6)."""
+
+    def __init__(self, config: HRMConfig, forward_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.config = config
+        self.inner = HRMInner(config, forward_dtype)
+
+    @property
+    def puzzle_emb(self) -> CastedSparseEmbedding | None:
+        return getattr(self.inner, "puzzle_emb", None)
+
+    def initial_carry(self, batch: dict[str, torch.Tensor]) -> ACTCarry:
+        B = batch["inputs"].shape[0]
+        device = batch["inputs"].device
+        return ACTCarry(
+            inner_carry=self.inner.empty_carry(B, device),
+            steps=torch.zeros(B, dtype=torch.int32, device=device),
+            halted=torch.ones(B, dtype=torch.bool, device=device),          # every row starts by resetting
+            current_data={k: torch.zeros_like(v) for k, v in batch.items()},
+        )
+
+    def exploration_draws(self, q_halt: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two random draws of exploration, in the original's order (uniform, then randint).
+
+        Kept as a method so that tests can inject recorded draws.
+        """
+        return (torch.rand_like(q_halt),
+                torch.randint_like(steps, low=2, high=self.config.halt_max_steps + 1))
+
+    def forward(self, carry: ACTCarry, batch: dict[str, torch.Tensor]):
+        cfg = self.config
+        # 1. Halted rows restart from H_init/L_init and take the new batch's row; others keep theirs.
+        inner_carry = self.inner.reset_carry(carry.halted, carry.inner_carry)
+        steps = torch.where(carry.halted, 0, carry.steps)
+        current_data = {
+            k: torch.where(carry.halted.view((-1,) + (1,) * (batch[k].ndim - 1)), batch[k], v)
+            for k, v in carry.current_data.items()
+        }
+
+        # 2. One segment.
+        inner_carry, logits, (q_halt, q_continue) = self.inner(inner_carry, current_data)
+        outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
+
+        # 3. Halting and the Q-learning target.
+        with torch.no_grad():
+            steps = steps + 1
+            is_last = steps >= cfg.halt_max_steps
+            halted = is_last
+            # In eval every row runs halt_max_steps segments, so batches stay in lock-step.
+            if self.training and cfg.halt_max_steps > 1:
+                halted = halted | (q_halt > q_continue)
+                # Exploration can only delay halting, to a minimum drawn from U{2..halt_max_steps}.
+                rand, randint = self.exploration_draws(q_halt, steps)
+                min_halt_steps = (rand < cfg.halt_exploration_prob) * randint
+                halted = halted & (steps >= min_halt_steps)
+
+                # Target from a second full forward on the updated carry (no target network).
+                _, _, (next_q_halt, next_q_continue) = self.inner(inner_carry, current_data)
+                outputs["target_q_continue"] = torch.sigmoid(
+                    torch.where(is_last, next_q_halt, torch.maximum(next_q_halt, next_q_continue)))
+
+        return ACTCarry(inner_carry, steps, halted, current_data), outputs
