@@ -1,0 +1,251 @@
+"""Model weight files: hrm's own format, and the original's `torch.save`d state dicts.
+
+hrm's format is a directory (or a `.safetensors` file with `config.json` beside it):
+    model.safetensors   the ACTLossHead state dict, keys as the original's without `_orig_mod.`
+    config.json         {"format": "hrm-weights", "version": 1, "arch": {...HRMConfig...}, ...}
+No pickle. The original's checkpoints (`checkpoints/<project>/<run>/step_<N>`, no extension) are read
+with `torch.load(weights_only=True)`, with or without the `_orig_mod.` prefix that `torch.compile`
+adds, and their architecture comes from `all_config.yaml` beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hrm.models import ACTLossHead, HRMConfig, LossConfig, build_model
+
+FORMAT = "hrm-weights"
+VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+COMPILE_PREFIX = "_orig_mod."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file and key."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Config <-> dict
+
+def arch_to_dict(config: HRMConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+def arch_from_dict(values: dict[str, Any], source: str = "config") -> HRMConfig:
+    """Build an HRMConfig from a dict, accepting the original's extras (name, loss.name, causal)."""
+    values = dict(values)
+    loss = values.pop("loss", None) or {}
+    known = {f.name for f in dataclasses.fields(HRMConfig)} - {"loss"}
+    ignored = {"causal"}                                    # the original passes it; the model ignores it
+    unknown = set(values) - known - ignored
+    if unknown:
+        raise CheckpointError(f"{source}: unknown architecture keys {sorted(unknown)}")
+    arch = {k: v for k, v in values.items() if k in known}
+    loss_type = loss.get("loss_type", LossConfig.loss_type) if isinstance(loss, dict) else LossConfig.loss_type
+    return HRMConfig(**arch, loss=LossConfig(loss_type=loss_type))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Writing
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(head: ACTLossHead, config: HRMConfig, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write `model.safetensors` and `config.json` into `directory`, each atomically."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in strip_prefix(head.state_dict()).items()}
+    _atomic_write_bytes(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    meta = {"format": FORMAT, "version": VERSION, "arch": arch_to_dict(config), **(extra or {})}
+    _atomic_write_bytes(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    return directory
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading
+
+def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(COMPILE_PREFIX): v for k, v in state.items()}
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file (corrupted or truncated?): {e}") from e
+
+
+def read_original_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """An original checkpoint: a `torch.save`d state dict, read without unpickling arbitrary objects."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: cannot read as a torch state dict (corrupted, truncated or not a checkpoint): {e}") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a dict of tensors (a model state dict), got {type(state).__name__}")
+    return strip_prefix(state)
+
+
+def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy `state` into `head`, with an error that names every missing, unexpected or mis-shaped key."""
+    expected = head.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [f"{k}: file has {tuple(state[k].shape)}, model expects {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append("missing keys: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected keys: " + ", ".join(unexpected))
+    if misshaped:
+        problems.append("mis-shaped tensors: " + "; ".join(misshaped))
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model ({'; '.join(problems)})")
+    with torch.no_grad():
+        for k, v in expected.items():
+            v.copy_(state[k])                 # copy_ casts, e.g. the original's bf16 H_init into float32
+
+
+def _find_all_config(path: Path) -> Path | None:
+    for candidate in (path.parent / "all_config.yaml", path.parent.parent / "all_config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: dict[str, Any] | None = None) -> HRMConfig:
+    """The architecture of an original checkpoint: `all_config.yaml` beside it, sizes from the weights.
+
+    vocab_size, num_puzzle_identifiers and puzzle_emb_ndim are read off the tensors. seq_len is read from
+    the learned position table when there is one; with RoPE it comes from the dataset named by
+    `data_path` in all_config.yaml, or from `overrides`.
+    """
+    import yaml
+
+    overrides = dict(overrides or {})
+    yaml_path = _find_all_config(path)
+    if yaml_path is None and "hidden_size" not in overrides:
+        raise CheckpointError(f"{path}: no all_config.yaml beside the checkpoint; it holds the architecture")
+    full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
+    arch = dict(full.get("arch", {}))
+    arch.pop("name", None)
+
+    arch["vocab_size"] = state["model.inner.embed_tokens.embedding_weight"].shape[0]
+    if "model.inner.puzzle_emb.weights" in state:
+        arch["num_puzzle_identifiers"], arch["puzzle_emb_ndim"] = state["model.inner.puzzle_emb.weights"].shape
+    else:
+        arch["puzzle_emb_ndim"] = 0
+        arch.setdefault("num_puzzle_identifiers", 1)
+    arch.setdefault("batch_size", max(1, int(full.get("global_batch_size", 1))))
+    if "seq_len" not in arch and "seq_len" not in overrides:
+        if "model.inner.embed_pos.embedding_weight" in state:
+            hidden = arch.get("hidden_size", HRMConfig.hidden_size)
+            P = -(arch["puzzle_emb_ndim"] // -hidden)
+            arch["seq_len"] = state["model.inner.embed_pos.embedding_weight"].shape[0] - P
+        elif full.get("data_path"):
+            from hrm.data import load_metadata
+            data_path = Path(full["data_path"])
+            if not data_path.is_absolute() and yaml_path is not None and not data_path.exists():
+                data_path = yaml_path.parent / data_path
+            try:
+                arch["seq_len"] = load_metadata(data_path, "train").seq_len
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"{path}: seq_len is not stored with RoPE; give seq_len or a readable "
+                                      f"data_path (tried {data_path}: {e})") from e
+        else:
+            raise CheckpointError(f"{path}: seq_len is not stored with RoPE; pass seq_len (e.g. 81 for Sudoku)")
+    arch.update(overrides)
+    return arch_from_dict(arch, source=str(yaml_path or path))
+
+
+def is_hrm_checkpoint(path: Path) -> bool:
+    return (path.is_dir() and (path / WEIGHTS_FILE).is_file()) or path.suffix == ".safetensors"
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+                    arch_overrides: dict[str, Any] | None = None) -> tuple[ACTLossHead, HRMConfig, dict[str, Any]]:
+    """Load weights from hrm's format or the original's. Returns (head, arch config, info).
+
+    `info` holds "format" ("hrm" or "original"), "path", and everything else in config.json (for
+    example the dataset hash). The model computes in `dtype`; by default hrm.device picks it for
+    `device` (NOTE: not the dtype stored with the checkpoint, which reflects the training hardware:
+    the original's configs all say bfloat16, which is ~300x slower on CPUs without bf16 matmul).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if is_hrm_checkpoint(path):
+        weights = path / WEIGHTS_FILE if path.is_dir() else path
+        config_path = weights.parent / CONFIG_FILE
+        if not config_path.is_file():
+            raise CheckpointError(f"{weights}: {CONFIG_FILE} is missing beside the weights")
+        try:
+            meta = json.loads(config_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{config_path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"{config_path}: not an hrm weights config (format={meta.get('format')!r})")
+        arch = {**meta["arch"], **(arch_overrides or {})}
+        config = arch_from_dict(arch, source=str(config_path))
+        state = read_safetensors(weights)
+        info = {k: v for k, v in meta.items() if k != "arch"} | {"format": "hrm", "path": str(path)}
+        source = str(weights)
+    else:
+        state = read_original_state_dict(path)
+        config = original_arch_config(path, state, arch_overrides)
+        info = {"format": "original", "path": str(path)}
+        source = str(path)
+
+    if dtype is None:
+        from hrm.device import pick_dtype
+        dtype, _ = pick_dtype(torch.device(device))
+    head = build_model(config, forward_dtype=dtype, device="cpu")
+    load_state_into(head, state, source)
+    return head.to(device), config, info
+
+
+# ----------------------------------------------------------------------------------------------------
+# `hrm convert ORIGINAL OUT_DIR`
+
+def convert_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm convert", description="Convert an original HRM checkpoint "
+                                     "(torch.save'd state dict + all_config.yaml) to hrm's safetensors format.")
+    parser.add_argument("checkpoint", type=Path, help="original checkpoint file, e.g. checkpoints/.../step_26040")
+    parser.add_argument("output_dir", type=Path, help="directory to write model.safetensors and config.json to")
+    parser.add_argument("--seq-len", type=int, default=None, help="sequence length, if not derivable (RoPE without data_path)")
+    args = parser.parse_args(argv)
+
+    overrides = {"seq_len": args.seq_len} if args.seq_len else None
+    try:
+        head, config, _ = load_checkpoint(args.checkpoint, arch_overrides=overrides)
+    except CheckpointError as e:
+        parser.exit(2, f"hrm convert: {e}\n")
+    save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)})
+    n_params = sum(p.numel() for p in head.parameters())
+    print(f"wrote {args.output_dir / WEIGHTS_FILE} and {CONFIG_FILE}: {n_params:,} parameters, "
+          f"vocab {config.vocab_size}, seq_len {config.seq_len}, {config.num_puzzle_identifiers} puzzle ids")
+    return 0

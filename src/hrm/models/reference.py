@@ -1,0 +1,253 @@
+"""`hrm check-reference FIXTURE.json`: compare our model with a fixture recorded from the original code.
+
+A fixture is a JSON sidecar (config, seeds, procedure, tolerances, record index) and a safetensors file
+of the same stem holding the records: `param.*` weights, `batch{N}.*`, and the outputs of the original
+model under the procedures below. We replay each procedure with our model and compare every record:
+
+  init             a fresh model under the recorded seed is bit-identical (perturbed tensors aside)
+  eval             the evaluate-style loop on batch 1 until every row halts
+  train_noexplore  training-mode calls with exploration off (no RNG involved), plus call-2 gradients
+  grad             gradients after the backward of train call 1
+  train            training-mode calls with the recorded exploration draws injected
+  train (torch RNG) the same calls drawing from torch's CPU RNG, seeded as recorded
+  variant_*        eval with learned positions, and with a 2-position puzzle embedding
+
+Floats must agree within the sidecar's atol/rtol; booleans, step counts and integer metrics exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from hrm.models import HRMConfig, build_model
+from hrm.models.checkpoint import load_state_into, read_safetensors
+
+
+@dataclass
+class Comparison:
+    name: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    exact: bool
+
+
+@dataclass
+class GroupReport:
+    name: str
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.comparisons)
+
+
+class Fixture:
+    def __init__(self, json_path: str | Path):
+        self.json_path = Path(json_path)
+        self.meta = json.loads(self.json_path.read_text())
+        self.records = read_safetensors(self.json_path.with_suffix(".safetensors"))
+        tol = self.meta.get("suggested_tolerances", {}).get("float_outputs", "")
+        self.atol = _parse_tolerance(tol, "atol")
+        self.rtol = _parse_tolerance(tol, "rtol")
+        self.batch_size = self.meta["config"]["batch_size"]
+
+    def config(self, **changes) -> HRMConfig:
+        fields = {f.name for f in dataclasses.fields(HRMConfig)}
+        values = {k: v for k, v in self.meta["config"].items() if k in fields}
+        values["forward_dtype"] = "float32"
+        return HRMConfig(**{**values, **changes})
+
+    def params(self, prefix: str = "param.") -> dict[str, torch.Tensor]:
+        return {k.removeprefix(prefix): v for k, v in self.records.items() if k.startswith(prefix)}
+
+    def batch(self, n: int) -> dict[str, torch.Tensor]:
+        return {k: self.records[f"batch{n}.{k}"] for k in ("inputs", "labels", "puzzle_identifiers")}
+
+    def has(self, name: str) -> bool:
+        return name in self.records
+
+
+def _parse_tolerance(text: str, key: str, default: float = 1e-4) -> float:
+    match = re.search(rf"{key}\s*=?\s*([0-9.]+(?:e-?[0-9]+)?)", text)
+    return float(match.group(1)) if match else default
+
+
+def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float) -> Comparison:
+    ours = torch.as_tensor(ours).detach().cpu()
+    if ours.shape != ref.shape:
+        return Comparison(name, float("inf"), float("inf"), False, False)
+    exact = not ref.dtype.is_floating_point
+    if exact:
+        ok = torch.equal(ours.to(ref.dtype), ref)
+        err = float((ours.double() - ref.double()).abs().max()) if ref.numel() else 0.0
+        return Comparison(name, err, err, ok, True)
+    diff = (ours.double() - ref.double()).abs()
+    max_abs = float(diff.max()) if diff.numel() else 0.0
+    max_rel = max_abs / max(float(ref.double().abs().max()), 1e-30) if diff.numel() else 0.0
+    ok = bool(torch.allclose(ours.double(), ref.double(), atol=atol, rtol=rtol))
+    return Comparison(name, max_abs, max_rel, ok, False)
+
+
+class ReferenceRun:
+    """Replays the fixture's procedures with our model and collects comparisons by group."""
+
+    def __init__(self, fixture: Fixture):
+        self.fx = fixture
+        self.groups: dict[str, GroupReport] = {}
+
+    def check(self, group: str, name: str, ours) -> None:
+        if not self.fx.has(name):
+            return
+        report = self.groups.setdefault(group, GroupReport(group))
+        report.comparisons.append(compare(name, ours, self.fx.records[name], self.fx.atol, self.fx.rtol))
+
+    def model(self, params: dict[str, torch.Tensor] | None = None, **changes):
+        head = build_model(self.fx.config(**changes), forward_dtype=torch.float32)
+        load_state_into(head, params if params is not None else self.fx.params(), str(self.fx.json_path))
+        return head
+
+    # --- procedures ---------------------------------------------------------------------------------
+
+    def run_init(self) -> None:
+        seed = self.fx.meta["seeds"]["model_init"]
+        perturbed = set(self.fx.meta.get("perturbed_tensors", {}).get("names", []))
+        torch.manual_seed(seed)
+        fresh = build_model(self.fx.config(), forward_dtype=torch.float32).state_dict()
+        for key, value in fresh.items():
+            if key not in perturbed:
+                self.check("init", f"param.{key}", value)
+        if self.fx.has("variant_learned.param.model.inner.embed_pos.embedding_weight"):
+            torch.manual_seed(seed)
+            learned = build_model(self.fx.config(pos_encodings="learned"), forward_dtype=torch.float32)
+            self.check("init", "variant_learned.param.model.inner.embed_pos.embedding_weight",
+                       learned.state_dict()["model.inner.embed_pos.embedding_weight"])
+        # Bit-identity: every init record must match exactly, not just within tolerance.
+        for c in self.groups.get("init", GroupReport("init")).comparisons:
+            c.ok = c.ok and c.max_abs == 0.0
+
+    def run_eval(self, group: str, head, prefix: str) -> None:
+        head.eval()
+        batch = self.fx.batch(1)
+        with torch.inference_mode():
+            carry = head.initial_carry(batch)
+            step = 0
+            while True:
+                step += 1
+                carry, loss, metrics, outputs, all_halted = head(
+                    carry, batch, return_keys=("logits", "q_halt_logits", "q_continue_logits"))
+                p = f"{prefix}.step{step}"
+                for k, v in outputs.items():
+                    self.check(group, f"{p}.{k}", v)
+                self.check(group, f"{p}.halted", carry.halted)
+                self.check(group, f"{p}.steps", carry.steps)
+                self.check(group, f"{p}.z_H", carry.inner_carry.z_H)
+                self.check(group, f"{p}.z_L", carry.inner_carry.z_L)
+                self.check(group, f"{p}.loss", loss)
+                for k, v in metrics.items():
+                    self.check(group, f"{p}.metric.{k}", v)
+                if all_halted or step > 64:
+                    break
+
+    def run_train(self, group: str, prefix: str, inject: bool, **changes) -> None:
+        head = self.model(**changes)
+        head.train()
+        act = head.model
+        call_no = 0
+        if inject:
+            def recorded_draws(q_halt, steps):
+                return (self.fx.records[f"{prefix}.call{call_no}.explore_rand"],
+                        self.fx.records[f"{prefix}.call{call_no}.explore_randint"])
+            act.exploration_draws = recorded_draws
+        params = dict(head.named_parameters())
+        torch.manual_seed(self.fx.meta["seeds"].get("train_rng", 1234))
+        carry = head.initial_carry(self.fx.batch(1))
+        n_calls = len(self.fx.meta[prefix]["per_call"]) if prefix in self.fx.meta else 5
+        for call_no in range(1, n_calls + 1):
+            carry, loss, metrics, outputs, _ = head(
+                carry, self.fx.batch(call_no),
+                return_keys=("logits", "q_halt_logits", "q_continue_logits", "target_q_continue"))
+            ((1 / self.fx.batch_size) * loss).backward()
+            p = f"{prefix}.call{call_no}"
+            for k, v in outputs.items():
+                self.check(group, f"{p}.{k}", v)
+            self.check(group, f"{p}.halted", carry.halted)
+            self.check(group, f"{p}.steps", carry.steps)
+            for k, v in carry.current_data.items():
+                self.check(group, f"{p}.current_data.{k}", v)
+            self.check(group, f"{p}.loss", loss)
+            for k, v in metrics.items():
+                self.check(group, f"{p}.metric.{k}", v)
+            puzzle_emb = act.puzzle_emb
+            if puzzle_emb is not None:
+                self.check(group, f"{p}.local_ids", puzzle_emb.local_ids)
+            grads = {k: p_.grad for k, p_ in params.items() if p_.grad is not None}
+            if puzzle_emb is not None and puzzle_emb.local_weights.grad is not None:
+                grads["model.inner.puzzle_emb.local_weights"] = puzzle_emb.local_weights.grad
+            grad_prefix = "grad" if (prefix == "train" and call_no == 1) else f"{p}.grad"
+            grad_group = "grad" if grad_prefix == "grad" and group == "train" else group
+            for k, g in grads.items():
+                self.check(grad_group, f"{grad_prefix}.{k}", g)
+            head.zero_grad(set_to_none=True)
+            if puzzle_emb is not None:
+                puzzle_emb.local_weights.grad = None
+
+    def run_variants(self) -> None:
+        shared = self.fx.params()
+        if self.fx.has("variant_learned.param.model.inner.embed_pos.embedding_weight"):
+            params = {**shared, "model.inner.embed_pos.embedding_weight":
+                      self.fx.records["variant_learned.param.model.inner.embed_pos.embedding_weight"]}
+            self.run_eval("variant_learned", self.model(params, pos_encodings="learned"), "variant_learned.eval")
+        if self.fx.has("variant_pe80.param.model.inner.puzzle_emb.weights"):
+            table = self.fx.records["variant_pe80.param.model.inner.puzzle_emb.weights"]
+            params = {**shared, "model.inner.puzzle_emb.weights": table}
+            self.run_eval("variant_pe80", self.model(params, puzzle_emb_ndim=table.shape[1]), "variant_pe80.eval")
+
+    def run_all(self) -> dict[str, GroupReport]:
+        self.run_init()
+        self.run_eval("eval", self.model(), "eval")
+        self.run_train("train_noexplore", "train_noexplore", inject=False, halt_exploration_prob=0.0)
+        self.run_train("train", "train", inject=True)
+        # Without injection our draws come from torch's CPU RNG in the original's order, so they match too.
+        self.run_train("train (torch RNG)", "train", inject=False)
+        self.run_variants()
+        return self.groups
+
+
+def format_report(groups: dict[str, GroupReport]) -> str:
+    lines = [f"{'group':<18} {'records':>7} {'failed':>6} {'max abs err':>12} {'max rel err':>12}  verdict"]
+    for g in groups.values():
+        floats = [c for c in g.comparisons if not c.exact]
+        failed = sum(not c.ok for c in g.comparisons)
+        max_abs = max((c.max_abs for c in floats), default=0.0)
+        max_rel = max((c.max_rel for c in floats), default=0.0)
+        lines.append(f"{g.name:<18} {len(g.comparisons):>7} {failed:>6} {max_abs:>12.3e} {max_rel:>12.3e}  "
+                     f"{'PASS' if g.ok else 'FAIL'}")
+        for c in g.comparisons:
+            if not c.ok:
+                lines.append(f"    FAIL {c.name}: max abs {c.max_abs:.3e}{' (must be exact)' if c.exact else ''}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm check-reference",
+                                     description="Compare hrm's model with a fixture recorded from the original code.")
+    parser.add_argument("fixture", type=Path, help="the fixture's JSON sidecar (its .safetensors lies beside it)")
+    args = parser.parse_args(argv)
+    if not args.fixture.is_file():
+        parser.exit(2, f"hrm check-reference: {args.fixture}: no such file\n")
+    fixture = Fixture(args.fixture)
+    groups = ReferenceRun(fixture).run_all()
+    total = sum(len(g.comparisons) for g in groups.values())
+    print(f"fixture {args.fixture} ({total} records compared; floats: atol {fixture.atol:g}, rtol {fixture.rtol:g}; "
+          "integers and flags exact)")
+    print(format_report(groups))
+    ok = all(g.ok for g in groups.values()) and total > 0
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1

@@ -1,0 +1,138 @@
+"""Weight files: hrm's format, the original's state dicts (with and without `_orig_mod.`), bad files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from hrm.models import build_model
+from hrm.models.checkpoint import CheckpointError, convert_main, load_checkpoint, save_weights
+from hrm.models.reference import Fixture
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    from conftest import require_shared
+    return Fixture(require_shared("reference/hrm_act_v1_small.json"))
+
+
+def eval_outputs(head, fixture, steps=4):
+    head.eval()
+    batch = fixture.batch(1)
+    with torch.inference_mode():
+        carry = head.initial_carry(batch)
+        outs = []
+        for _ in range(steps):
+            carry, _, _, out, _ = head(carry, batch, return_keys=("logits", "q_halt_logits"))
+            outs.append(out)
+    return outs
+
+
+def write_original(tmp_path, fixture, prefix: str):
+    """An original-style run directory: step_N (torch.save'd state dict) + all_config.yaml."""
+    run = tmp_path / f"run{len(prefix)}"
+    run.mkdir()
+    state = {prefix + k: v.clone() for k, v in fixture.params().items()}
+    state[prefix + "model.inner.H_init"] = state[prefix + "model.inner.H_init"].bfloat16()  # stored in forward dtype
+    torch.save(state, run / "step_100")
+    arch = {k: v for k, v in fixture.meta["config"].items() if k not in ("seq_len", "vocab_size", "num_puzzle_identifiers")}
+    arch |= {"name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+             "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"}}
+    (run / "all_config.yaml").write_text(yaml.safe_dump({"arch": arch, "data_path": "missing", "global_batch_size": 4}))
+    return run / "step_100"
+
+
+@pytest.mark.parametrize("prefix", ["", "_orig_mod."])
+def test_original_checkpoint_gives_same_outputs_as_our_format(tmp_path, fixture, prefix):
+    original = write_original(tmp_path, fixture, prefix)
+    head, cfg, info = load_checkpoint(original, arch_overrides={"seq_len": 16}, dtype=torch.float32)
+    assert info["format"] == "original" and cfg.vocab_size == 12 and cfg.num_puzzle_identifiers == 10
+
+    ours = tmp_path / "ours"
+    assert convert_main([str(original), str(ours), "--seq-len", "16"]) == 0
+    head2, cfg2, info2 = load_checkpoint(ours, dtype=torch.float32)
+    assert info2["format"] == "hrm" and cfg2 == cfg
+
+    # H_init went through bf16 in the original file (as in real checkpoints): the two loaders must agree exactly.
+    for a, b in zip(eval_outputs(head, fixture), eval_outputs(head2, fixture)):
+        torch.testing.assert_close(a["logits"], b["logits"], rtol=0, atol=0)
+        torch.testing.assert_close(a["q_halt_logits"], b["q_halt_logits"], rtol=0, atol=0)
+
+
+def test_original_checkpoint_without_bf16_rounding_matches_reference_exactly(tmp_path, fixture):
+    from hrm.models.reference import ReferenceRun
+    run = tmp_path / "r"
+    run.mkdir()
+    torch.save({"_orig_mod." + k: v for k, v in fixture.params().items()}, run / "step_1")
+    head, _, _ = load_checkpoint(run / "step_1", dtype=torch.float32,
+                                 arch_overrides={**fixture.meta["config"], "forward_dtype": "float32"})
+    for a, r in zip(eval_outputs(head, fixture), eval_outputs(ReferenceRun(fixture).model(), fixture)):
+        assert torch.equal(a["logits"], r["logits"])
+
+
+def test_round_trip_in_our_format(tmp_path, fixture):
+    from hrm.models.reference import ReferenceRun
+    head = ReferenceRun(fixture).model()
+    save_weights(head, fixture.config(), tmp_path / "ckpt", extra={"dataset_hash": "abc"})
+    loaded, cfg, info = load_checkpoint(tmp_path / "ckpt", dtype=torch.float32)
+    assert info["dataset_hash"] == "abc"
+    for k, v in head.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    assert not list(tmp_path.glob("ckpt/.*tmp"))   # no temporary files left behind
+
+
+def test_truncated_and_corrupted_files_are_clear_errors(tmp_path, fixture):
+    from hrm.models.reference import ReferenceRun
+    head = ReferenceRun(fixture).model()
+    save_weights(head, fixture.config(), tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors: not a readable safetensors file"):
+        load_checkpoint(tmp_path / "ckpt")
+    weights.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_checkpoint(tmp_path / "ckpt")
+
+    original = write_original(tmp_path, fixture, "_orig_mod.")
+    original.write_bytes(original.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="step_100: cannot read as a torch state dict"):
+        load_checkpoint(original, arch_overrides={"seq_len": 16})
+
+    (tmp_path / "ckpt" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json: malformed JSON at line 1"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path, fixture):
+    run = tmp_path / "r"
+    run.mkdir()
+    state = {k: v for k, v in fixture.params().items() if k != "model.inner.lm_head.weight"}
+    state["model.inner.extra.weight"] = torch.zeros(2)
+    state["model.inner.H_level.layers.0.mlp.down_proj.weight"] = torch.zeros(64, 100)
+    torch.save(state, run / "step_1")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(run / "step_1", arch_overrides={**fixture.meta["config"]})
+    message = str(err.value)
+    assert "missing keys: model.inner.lm_head.weight" in message
+    assert "unexpected keys: model.inner.extra.weight" in message
+    assert "model.inner.H_level.layers.0.mlp.down_proj.weight: file has (64, 100), model expects (64, 256)" in message
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    torch.save({"x": Evil()}, tmp_path / "step_1")
+    with pytest.raises(CheckpointError, match="cannot read as a torch state dict"):
+        load_checkpoint(tmp_path / "step_1", arch_overrides={"hidden_size": 64})
+
+
+def test_missing_config_is_named(tmp_path, fixture):
+    torch.save(fixture.params(), tmp_path / "step_1")
+    with pytest.raises(CheckpointError, match="no all_config.yaml beside the checkpoint"):
+        load_checkpoint(tmp_path / "step_1")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope")
