@@ -6,7 +6,7 @@
     hrm solve     solve one puzzle with a checkpoint          (hrm.evaluation.commands)
     hrm export    export to ONNX, MLIR or MLX                 (hrm.export.commands)
     hrm verify    parity table of every backend vs PyTorch    (hrm.export.commands)
-    hrm bench     benchmarks                                  (hrm.training.commands)
+    hrm bench     benchmarks                                  (hrm.bench)
     hrm viz       the browser visualiser, or a PNG            (hrm.viz.commands)
     hrm demo      train a small HRM on the CPU and show it reason
     hrm plot      draw a run's curves to PNG
@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solve": ("hrm.evaluation.commands", "solve_main", "solve one puzzle with a checkpoint"),
     "export": ("hrm.export.commands", "export_main", "export a checkpoint to onnx | mlir | mlx"),
     "verify": ("hrm.export.commands", "verify_main", "compare every backend with PyTorch"),
-    "bench": ("hrm.training.commands", "bench_main", "benchmarks (train)"),
+    "bench": ("hrm.bench", "main", "benchmarks: train | eval"),
     "viz": ("hrm.viz.commands", "main", "browser visualiser, or --png for a static picture"),
     "demo": ("hrm.training.demo", "main", "train a small HRM on this CPU and show it reason"),
     "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG"),
