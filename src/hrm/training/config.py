@@ -1,0 +1,330 @@
+"""The training configuration: typed dataclasses, YAML presets and `key=value` overrides.
+
+    TrainConfig             the run: the original's `PretrainConfig` keys, flat and with its names
+      .arch  HRMConfig      the architecture (hrm.models), with .arch.loss the LossConfig
+      .data  DataConfig     how the test split is read for evaluation
+      .logging LoggingConfig  progress bar, metrics files, TensorBoard / W&B
+
+A config is built in three layers: the dataclass defaults (the original's `cfg_pretrain.yaml` and
+`arch/hrm_v1.yaml`), then a YAML file (a preset in `configs/` or any path), then `key=value` overrides:
+
+    hrm train --config sudoku_extreme_1k data_path=data/sudoku-extreme-1k-aug-1000 arch.L_cycles=8
+
+Values are converted to the field's type (so `lr=7e-5` is a float, which plain YAML would read as a
+string); an unknown key is an error that names the nearest valid key. The original's `all_config.yaml`
+files load as they are (its `arch.name` and `arch.loss.name` class paths are accepted).
+`logger=...` is a shortcut for `logging.logger=...`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hrm.models import HRMConfig
+
+# The original's loss class path; the only value `arch.loss.name` may take.
+ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
+SHORTCUTS = {"logger": "logging.logger"}
+NONE_WORDS = {"null", "none", "~", "auto"}
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+class ConfigError(ValueError):
+    """A bad key or value; the message says where it came from (file:line or the command line)."""
+
+
+@dataclass
+class DataConfig:
+    # NOTE: the original evaluates the whole test split with the training batch size. These let a CPU run
+    # evaluate a prefix of it (Sudoku's test split has 422,786 puzzles) with a batch that fits memory.
+    eval_batch_size: int | None = None       # None: global_batch_size, as the original
+    eval_max_examples: int | None = None     # None: the whole test split
+
+
+@dataclass
+class LoggingConfig:
+    logger: str = "none"                     # none | tensorboard | wandb (metrics.jsonl is always written)
+    progress: bool = True                    # the tqdm bar on rank 0
+    log_interval: int = 10                   # steps between train records in metrics.jsonl
+    wandb_mode: str = "offline"              # offline | online: offline needs no account or network
+
+
+@dataclass
+class TrainConfig:
+    arch: HRMConfig = field(default_factory=HRMConfig)
+
+    # The original's PretrainConfig, same names and defaults (spec §2.2).
+    data_path: str = "data/arc-aug-1000"
+    global_batch_size: int = 768
+    epochs: int = 100000
+    eval_interval: int = 10000
+    checkpoint_every_eval: bool = True
+    lr: float = 1e-4
+    lr_min_ratio: float = 1.0
+    lr_warmup_steps: int = 2000
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    puzzle_emb_weight_decay: float = 0.1
+    puzzle_emb_lr: float = 1e-2
+    seed: int = 0
+    eval_save_outputs: list[str] = field(default_factory=list)
+    project_name: str | None = None          # None: "<Dataset> ACT-torch"
+    run_name: str | None = None              # None: "<arch>-<date>-<time>"
+    checkpoint_path: str | None = None       # the run directory; None: checkpoints/<project>/<run>
+
+    # hrm's additions.
+    device: str = "auto"                     # auto | cpu | cuda | cuda:1 | mps (see hrm.device)
+    compile: bool | None = None              # None (auto): torch.compile on CUDA only
+    checkpoint_interval: int = 0             # also checkpoint every N steps (0: only at evaluations)
+    keep_checkpoints: int = 3                # keep the last K training checkpoints (0: keep all)
+    resume: str | None = None                # a run directory to continue
+    data: DataConfig = field(default_factory=DataConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self) -> "TrainConfig":
+        """Check values that no single field's type can; re-runs HRMConfig's own checks."""
+        self.arch = dataclasses.replace(self.arch)
+        problems = []
+        if self.global_batch_size < 1:
+            problems.append(f"global_batch_size must be >= 1, got {self.global_batch_size}")
+        if self.epochs < 1 or self.eval_interval < 1:
+            problems.append(f"epochs and eval_interval must be >= 1, got {self.epochs} and {self.eval_interval}")
+        elif self.epochs % self.eval_interval:
+            problems.append(f"eval_interval={self.eval_interval} must divide epochs={self.epochs} "
+                            "(one iteration = eval_interval epochs, then an evaluation)")
+        if not 0 <= self.lr_min_ratio <= 1:
+            problems.append(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if self.lr < 0 or self.puzzle_emb_lr < 0:
+            problems.append("lr and puzzle_emb_lr must be >= 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            problems.append(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
+        if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
+            problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
+        if self.logging.logger not in ("none", "tensorboard", "wandb"):
+            problems.append(f"logger must be none, tensorboard or wandb, got {self.logging.logger!r}")
+        if self.logging.wandb_mode not in ("offline", "online"):
+            problems.append(f"logging.wandb_mode must be offline or online, got {self.logging.wandb_mode!r}")
+        if self.logging.log_interval < 1:
+            problems.append(f"logging.log_interval must be >= 1, got {self.logging.log_interval}")
+        if problems:
+            raise ConfigError("invalid config: " + "; ".join(problems))
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------
+# Keys and types
+
+def _fields(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    """Every settable dotted key, e.g. 'lr', 'arch.L_cycles', 'arch.loss.loss_type'."""
+    keys = []
+    for name, tp in _fields(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += all_keys(tp, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """`value` (from YAML or the command line) as type `tp`, or a ConfigError that names `where`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return coerce(value, inner, where)
+    if origin is list:
+        if isinstance(value, str):
+            text = value.strip()
+            value = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [coerce(v, args[0], where) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+        if str(value).strip().lower() in words:
+            return words[str(value).strip().lower()]
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            number = float(value) if isinstance(value, str) and not value.strip().lstrip("+-").isdigit() else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: cannot set a value of type {_type_name(tp)}")
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, all_keys() + list(SHORTCUTS), n=1, cutoff=0.6)
+    if not close:  # a wrong section but a right leaf name, e.g. `L_cycles` for `arch.L_cycles`
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in all_keys() if k.rsplit(".", 1)[-1] == leaf][:1]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
+
+
+def set_key(config: TrainConfig, key: str, value: Any, where: str) -> None:
+    """Set dotted `key` to `value` (converted to the field's type). A mapping sets a whole section."""
+    key = SHORTCUTS.get(key, key)
+    parts = key.split(".")
+    target: Any = config
+    for depth, part in enumerate(parts):
+        if part == "name" and parts[:depth] == ["arch", "loss"]:
+            # The original's loss class path: there is one loss head, so only its own name is accepted.
+            if value not in ORIGINAL_LOSS_NAMES:
+                raise ConfigError(f"{where}: arch.loss.name={value!r} is not supported; the loss head is "
+                                  f"ACTLossHead (choose the loss with arch.loss.loss_type)")
+            return
+        fields = _fields(type(target))
+        if part not in fields:
+            raise _unknown_key(key, where)
+        tp = fields[part]
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(tp):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: '{key}' is a section; set its keys, e.g. '{all_keys(tp, key + '.')[0]}=...'")
+                for sub_key, sub_value in value.items():
+                    set_key(config, f"{key}.{sub_key}", sub_value, where)
+            else:
+                setattr(target, part, coerce(value, tp, f"{where}: {key}"))
+            return
+        if not dataclasses.is_dataclass(tp):
+            raise _unknown_key(key, where)
+        target = getattr(target, part)
+
+
+# ----------------------------------------------------------------------------------------------------
+# YAML files, with line numbers for errors
+
+def _flatten_with_lines(node: yaml.Node, path: str, source: str, out: dict[str, tuple[Any, str]]) -> None:
+    """Leaves of a composed YAML mapping as {dotted key: (python value, "file:line")}."""
+    for key_node, value_node in node.value:
+        key = f"{path}{key_node.value}"
+        where = f"{source}:{key_node.start_mark.line + 1}"
+        if isinstance(value_node, yaml.MappingNode):
+            _flatten_with_lines(value_node, key + ".", source, out)
+        else:
+            out[key] = (yaml.safe_load(yaml.serialize(value_node)), where)
+
+
+def read_yaml(path: str | Path) -> dict[str, tuple[Any, str]]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML: {getattr(e, 'problem', e)}") from e
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    out: dict[str, tuple[Any, str]] = {}
+    _flatten_with_lines(node, "", str(path), out)
+    return out
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A preset name (`sudoku_extreme_1k`) or a YAML path, resolved to an existing file."""
+    candidates = [Path(name_or_path)]
+    if not name_or_path.endswith((".yaml", ".yml")):
+        candidates += [Path("configs") / f"{name_or_path}.yaml", REPO_CONFIGS / f"{name_or_path}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml")) if REPO_CONFIGS.is_dir() else []
+    close = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"no config file or preset named '{name_or_path}'{hint} (presets: {', '.join(names) or 'none found'})")
+
+
+def parse_overrides(argv: list[str]) -> list[tuple[str, str]]:
+    """['lr=7e-5', 'arch.L_cycles=8'] -> [('lr', '7e-5'), ...]; Hydra's '+' prefix is accepted."""
+    pairs = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.strip().lstrip("+")
+        if not sep or not key:
+            raise ConfigError(f"command line: '{arg}' is not a key=value override (e.g. lr=1e-4 or arch.L_cycles=8)")
+        pairs.append((key, value))
+    return pairs
+
+
+def _override_value(text: str) -> Any:
+    """A command-line value: YAML for lists and null, the raw string otherwise (coerce() types it)."""
+    stripped = text.strip()
+    if stripped.startswith("[") or stripped.lower() in NONE_WORDS:
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            pass
+    return text
+
+
+def apply_overrides(config: TrainConfig, overrides: list[tuple[str, str]]) -> TrainConfig:
+    for key, value in overrides:
+        set_key(config, key, _override_value(value), f"command line '{key}={value}'")
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: TrainConfig | None = None) -> TrainConfig:
+    """Defaults (or `base`), then the YAML file at `path` (ours or the original's all_config.yaml), then overrides."""
+    config = base if base is not None else TrainConfig()
+    if path is not None:
+        for key, (value, where) in read_yaml(path).items():
+            set_key(config, key, value, where)
+    apply_overrides(config, parse_overrides(overrides or []))
+    return config.validate()
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically). It loads back with load_config(path)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    os.replace(tmp, path)
