@@ -1,0 +1,84 @@
+"""Evaluation under torchrun: each rank evaluates its shard, rank 0 gathers the rows and the sums.
+
+The process group comes from the torchrun environment (RANK, WORLD_SIZE, MASTER_ADDR, ...): NCCL when
+the device is CUDA, gloo otherwise. Without that environment everything here is a no-op for one process.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> bool:
+    """Join the torchrun process group if there is one; True if this call created it."""
+    if not launched_by_torchrun() or dist.is_initialized():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def finish(created: bool) -> None:
+    if created and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def _comm_device() -> torch.device:
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def sum_floats(values: dict[str, float]) -> dict[str, float]:
+    """Sum a dict of numbers over ranks (every rank gets the total)."""
+    if world_size() == 1:
+        return dict(values)
+    keys = sorted(values)
+    total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(total)
+    return dict(zip(keys, total.cpu().tolist()))
+
+
+def gather_batches(arrays: dict[str, np.ndarray], local_batch: int) -> dict[str, np.ndarray] | None:
+    """Rows of every rank's batches, interleaved back into global batch order, on rank 0 (None elsewhere).
+
+    Every rank holds the same number of equally sized batches (the loader pads each rank's slice), so
+    global batch b is rank 0's b-th local batch, then rank 1's, and so on.
+    """
+    world = world_size()
+    if world == 1:
+        return arrays
+    me = rank()
+    out = {}
+    for name in sorted(arrays):
+        local = arrays[name]
+        dtype = local.dtype
+        tensor = torch.from_numpy(np.ascontiguousarray(local.view(np.uint8) if dtype == np.bool_ else local))
+        tensor = tensor.to(_comm_device())
+        pieces = [torch.empty_like(tensor) for _ in range(world)] if me == 0 else None
+        dist.gather(tensor, gather_list=pieces, dst=0)
+        if me != 0:
+            continue
+        per_rank = [p.cpu().numpy() for p in pieces]
+        n_batches = local.shape[0] // local_batch
+        interleaved = [per_rank[r][b * local_batch:(b + 1) * local_batch] for b in range(n_batches) for r in range(world)]
+        merged = np.concatenate(interleaved)
+        out[name] = merged.view(np.bool_) if dtype == np.bool_ else merged
+    return out if me == 0 else None
