@@ -1,0 +1,125 @@
+"""Small datasets and predictions, written in the real on-disk formats, for the visualiser's tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hrm.data.format import DatasetWriter
+from hrm.evaluation.predictions import write_predictions
+
+# A puzzle name that is also HTML: the page must show it as text.
+HTML_NAME = '<img src=x onerror="window.__xss = 1">task<b>bold</b>'
+
+
+def solved_sudoku(rng: np.random.Generator, box_rows: int = 3, box_cols: int = 3) -> np.ndarray:
+    """A random valid N x N Sudoku solution (digits 1..N) from the shifted-pattern construction."""
+    n = box_rows * box_cols
+    rows = np.array([band * box_rows + r for band in rng.permutation(box_cols) for r in rng.permutation(box_rows)])
+    cols = np.array([stack * box_cols + c for stack in rng.permutation(box_rows) for c in rng.permutation(box_cols)])
+    digits = rng.permutation(n) + 1
+    pattern = lambda r, c: (box_cols * (r % box_rows) + r // box_rows + c) % n
+    return digits[pattern(rows[:, None], cols[None, :])]
+
+
+def sudoku_arrays(count: int, seed: int, box_rows: int = 3, box_cols: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) as the Sudoku builder encodes them: blank 1, digit d -> d + 1."""
+    rng = np.random.default_rng(seed)
+    inputs, labels = [], []
+    for _ in range(count):
+        solution = solved_sudoku(rng, box_rows, box_cols).reshape(-1)
+        puzzle = np.where(rng.random(solution.size) < 0.5, 0, solution)
+        inputs.append(puzzle + 1)
+        labels.append(solution + 1)
+    return np.array(inputs, dtype=np.uint8), np.array(labels, dtype=np.uint8)
+
+
+def write_sudoku_dataset(root: Path, n_train: int = 2, n_test: int = 6, seed: int = 0) -> Path:
+    with DatasetWriter(root, builder="sudoku", arguments={"test": True}, seed=seed) as writer:
+        for split, count in (("train", n_train), ("test", n_test)):
+            inputs, labels = sudoku_arrays(count, seed + (split == "test"))
+            split_writer = writer.split(split, seq_len=81)
+            for i in range(count):
+                split_writer.add_group(inputs[i:i + 1], labels[i:i + 1], [1], [0])
+        writer.commit(identifiers=["<blank>"], pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=11)
+    return root
+
+
+def step_trajectory(inputs: np.ndarray, labels: np.ndarray, steps: int, wrong_rows: set[int], seed: int = 0):
+    """Per-step predictions that fill in more correct cells each step; rows in wrong_rows keep 2 errors."""
+    rng = np.random.default_rng(seed)
+    n, s = labels.shape
+    order = rng.permuted(np.tile(np.arange(s), (n, 1)), axis=1)
+    step_predictions = np.empty((n, steps, s), dtype=np.int32)
+    for k in range(steps):
+        known = np.zeros((n, s), dtype=bool)
+        np.put_along_axis(known, order[:, : int(s * (k + 1) / steps)], True, axis=1)
+        wrong = np.where(labels == 10, 2, labels + 1)          # a different digit
+        step_predictions[:, k] = np.where(known | (inputs > 1), labels, wrong)
+    for row in wrong_rows:
+        step_predictions[row, -1, order[row, :2]] = np.where(labels[row, order[row, :2]] == 10, 2,
+                                                             labels[row, order[row, :2]] + 1)
+    q_halt = np.linspace(-4, 3, steps, dtype=np.float32)[None].repeat(n, 0) + np.arange(n, dtype=np.float32)[:, None] * 0.1
+    q_continue = np.zeros((n, steps), dtype=np.float32)
+    return step_predictions, q_halt, q_continue
+
+
+def write_sudoku_predictions(dataset: Path, out_dir: Path, steps: int = 4, wrong_rows=(1, 4),
+                             file_format: str = "safetensors") -> Path:
+    inputs = np.load(dataset / "test" / "all__inputs.npy").astype(np.int32)
+    labels = np.load(dataset / "test" / "all__labels.npy").astype(np.int32)
+    step_predictions, q_halt, q_continue = step_trajectory(inputs, labels, steps, set(wrong_rows))
+    final = step_predictions[:, -1]
+    arrays = {"inputs": inputs, "labels": labels, "puzzle_identifiers": np.zeros(len(inputs), np.int32),
+              "predictions": final, "q_halt_logits": q_halt[:, -1], "q_continue_logits": q_continue[:, -1],
+              "exact": (final == labels).all(1), "step_predictions": step_predictions,
+              "step_q_halt_logits": q_halt, "step_q_continue_logits": q_continue}
+    metadata = {"task": "sudoku", "data_path": str(dataset), "split": "test", "checkpoint": "test-checkpoint",
+                "halt_max_steps": steps, "dataset_hash": "0" * 64}
+    return write_predictions(out_dir, arrays, metadata, file_format=file_format)
+
+
+def arc_sequence(grid: np.ndarray) -> np.ndarray:
+    """The ARC builder's encoding at the top-left of a 30 x 30 canvas: colour c -> c + 2, EOS 1 around it."""
+    canvas = np.zeros((30, 30), dtype=np.uint8)
+    h, w = grid.shape
+    canvas[:h, :w] = grid + 2
+    if h < 30:
+        canvas[h, :w] = 1
+    if w < 30:
+        canvas[:h, w] = 1
+    return canvas.reshape(-1)
+
+
+ARC_GRIDS = [  # (input, output) pairs of a small "recolour" task, and names (one of them HTML)
+    (np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]]), np.array([[0, 2, 0], [2, 2, 2], [0, 2, 0]])),
+    (np.array([[3, 0, 0, 4], [0, 5, 6, 0]]), np.array([[7, 0, 0, 8], [0, 9, 1, 0]])),
+    (np.array([[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]), np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]])),
+]
+ARC_NAMES = ["<blank>", "00d62c1b", HTML_NAME, "3c9b0459_t3_0718293456"]
+
+
+def write_arc_dataset(root: Path) -> Path:
+    with DatasetWriter(root, builder="arc", arguments={"test": True}, seed=0) as writer:
+        for split in ("train", "test"):
+            split_writer = writer.split(split, seq_len=900)
+            for identifier, (grid_in, grid_out) in enumerate(ARC_GRIDS, start=1):
+                split_writer.add_group(arc_sequence(grid_in)[None], arc_sequence(grid_out)[None], [1], [identifier])
+        writer.commit(identifiers=ARC_NAMES, pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=12)
+    return root
+
+
+@pytest.fixture
+def sudoku_dataset(tmp_path) -> Path:
+    return write_sudoku_dataset(tmp_path / "sudoku")
+
+
+@pytest.fixture
+def sudoku_predictions(sudoku_dataset, tmp_path) -> Path:
+    return write_sudoku_predictions(sudoku_dataset, tmp_path / "eval")
+
+
+@pytest.fixture
+def arc_dataset(tmp_path) -> Path:
+    return write_arc_dataset(tmp_path / "arc")
