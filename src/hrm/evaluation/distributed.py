@@ -1,35 +1,13 @@
 """Evaluation under torchrun: each rank evaluates its shard, rank 0 gathers the rows and the sums.
 
-The process group comes from the torchrun environment (RANK, WORLD_SIZE, MASTER_ADDR, ...): NCCL when
-the device is CUDA, gloo otherwise. Without that environment everything here is a no-op for one process.
+The process group is joined by hrm.training.distributed.init_processes (NCCL on CUDA, gloo on the CPU),
+as training does. Without a process group everything here is a no-op for one process.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
 import torch.distributed as dist
-
-
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def init(device: torch.device) -> bool:
-    """Join the torchrun process group if there is one; True if this call created it."""
-    if not launched_by_torchrun() or dist.is_initialized():
-        return False
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
-    return True
-
-
-def finish(created: bool) -> None:
-    if created and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def rank() -> int:

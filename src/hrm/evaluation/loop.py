@@ -127,7 +127,8 @@ def _compact(name: str, tensor: torch.Tensor) -> np.ndarray:
 
 
 def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", save_steps: bool = False,
-             max_examples: int | None = None, progress: bool = False) -> SplitOutputs:
+             max_examples: int | None = None, progress: bool = False, augmenter=None, versions: int = 1,
+             seed: int = 0, vote_q_halted: bool = False) -> SplitOutputs:
     """Evaluate `head` on a test-mode `PuzzleDataset` (hrm.data), in its order.
 
     Under torch.distributed every rank passes its own shard of the same split (the loader gives every rank
@@ -135,6 +136,8 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     other ranks their sums only (rows empty). Padding rows are dropped by position: in a global batch
     holding `real` examples, rows at offset >= real are padding (spec §9.3). `max_examples` evaluates a
     prefix of the split: rows past it become padding rows (labels ignored), so no metric counts them.
+    With an `augmenter` (hrm.evaluation.tta) and versions > 1, every row is also solved in versions - 1
+    transformed versions and the voted answer is kept as the row field "tta_predictions".
     """
     from hrm.evaluation import distributed
 
@@ -171,6 +174,11 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
                         "step_q_continue_logits": out.step_q_continue_logits}
         for k, t in tensors.items():
             local[k].append(_compact(k, t))
+        if augmenter is not None and versions > 1:
+            from hrm.evaluation.tta import vote_batch
+            indices = seen - test_batch.global_size + rank_offsets
+            voted = vote_batch(head, batch, out, augmenter, indices, versions, seed, use_q_halt=vote_q_halted)
+            local.setdefault("tta_predictions", []).append(voted.astype(np.int16))
         real_sizes.append(real)
     if not real_sizes:
         raise ValueError(f"{dataset.data_path}: the {dataset.split} split has no examples to evaluate")
