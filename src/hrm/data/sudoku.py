@@ -1,0 +1,433 @@
+"""Sudoku datasets (spec §10.1), for any box shape: reading, checking, generating, augmenting, building.
+
+Encoding (the original's): a cell value v (0 = blank, 1..N) is the token v + 1, PAD = 0, vocab N + 2;
+labels are the solution, so nothing is ignored. Every puzzle identifier is 0 (identifiers ["<blank>"]).
+Each base puzzle is one group of 1 + num_aug puzzles with one example each; the test split is unaugmented.
+
+Sources: the original CSV (`source,question,answer,rating`, N*N characters, `.` for a blank) and plain
+lists (one puzzle a line, `.` or `0` for blanks, optionally followed by its solution after a space, comma,
+colon, semicolon or `|`; `#` starts a comment). The exact solver fills in missing solutions and rejects
+puzzles with no solution or several.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter
+from hrm.data.sudoku_solver import Box, dig_puzzle, random_solution, solve_many
+
+CSV_HEADER = ["source", "question", "answer", "rating"]
+PAD_ID = 0
+
+
+class SudokuInputError(ValueError):
+    """A Sudoku source is malformed or holds an invalid puzzle; the message names the file and line."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text <-> values <-> tokens
+
+def _char_table(n: int, blanks: str) -> np.ndarray:
+    table = np.full(256, 255, dtype=np.uint8)
+    for ch in blanks:
+        table[ord(ch)] = 0
+    for d in range(1, n + 1):
+        table[ord(str(d))] = d
+    return table
+
+
+def parse_board(text: str, box: Box = Box(), where: str = "board", allow_blanks: bool = True) -> np.ndarray:
+    """N*N characters, row-major, digits 1..N and (if allowed) `.` or `0` for blanks -> values (int8)."""
+    if len(text) != box.cells:
+        raise SudokuInputError(f"{where}: expected {box.cells} characters for a {box.size}x{box.size} board, got {len(text)}")
+    raw = np.frombuffer(text.encode("latin1", errors="replace"), dtype=np.uint8)
+    values = _char_table(box.size, ".0" if allow_blanks else "")[raw]
+    if (values == 255).any():
+        position = int(np.argmax(values == 255))
+        expected = f"1-{box.size}" + (", '.' or '0'" if allow_blanks else "")
+        raise SudokuInputError(f"{where}, character {position + 1}: {text[position]!r} is not a cell ({expected})")
+    return values.astype(np.int8)
+
+
+def board_to_string(values: np.ndarray, blank: str = ".") -> str:
+    return "".join(blank if v == 0 else str(int(v)) for v in np.asarray(values).reshape(-1))
+
+
+def encode_board(values: np.ndarray) -> np.ndarray:
+    """Values (0 = blank, 1..N) -> tokens (blank 1, digit d -> d + 1)."""
+    return (np.asarray(values, dtype=np.int16) + 1).astype(np.uint8)
+
+
+def decode_tokens(tokens: np.ndarray) -> np.ndarray:
+    """Tokens -> values; PAD and blank both become 0."""
+    return np.clip(np.asarray(tokens, dtype=np.int16) - 1, 0, None).astype(np.int8)
+
+
+def vocab_size(box: Box) -> int:
+    return box.size + 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading sources
+
+@dataclass
+class SudokuRecord:
+    puzzle: np.ndarray
+    solution: np.ndarray | None
+    rating: float | None
+    where: str                      # "file:line", for messages
+
+
+def read_sudoku_file(path: str | Path, box: Box = Box()) -> list[SudokuRecord]:
+    """Read a CSV in the original format or a plain list; errors name the file, line and character."""
+    path = Path(path)
+    if not path.is_file():
+        raise SudokuInputError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SudokuInputError(f"{path}: not UTF-8 text ({error})") from None
+    first = text.split("\n", 1)[0].strip().lower()
+    if first.startswith("source,") or path.suffix.lower() == ".csv":
+        return _read_csv(path, text, box)
+    return _read_plain(path, text, box)
+
+
+def _read_csv(path: Path, text: str, box: Box) -> list[SudokuRecord]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
+        raise SudokuInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
+    records = []
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 4:
+            raise SudokuInputError(f"{where}: expected 4 columns ({','.join(CSV_HEADER)}), got {len(row)}")
+        _, question, answer, rating = (cell.strip() for cell in row)
+        puzzle = parse_board(question, box, f"{where}, column 'question'")
+        solution = parse_board(answer, box, f"{where}, column 'answer'", allow_blanks=False) if answer else None
+        try:
+            rating_value = float(rating) if rating else None
+        except ValueError:
+            raise SudokuInputError(f"{where}, column 'rating': {rating!r} is not a number") from None
+        records.append(SudokuRecord(puzzle, solution, rating_value, where))
+    return records
+
+
+_SEPARATORS = re.compile(r"[\s,;:|]+")
+
+
+def _read_plain(path: Path, text: str, box: Box) -> list[SudokuRecord]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        fields = _SEPARATORS.split(line)
+        if len(fields) > 2:
+            raise SudokuInputError(f"{where}: expected a puzzle and optionally its solution, got {len(fields)} fields")
+        puzzle = parse_board(fields[0], box, where)
+        solution = parse_board(fields[1], box, f"{where} (solution)", allow_blanks=False) if len(fields) == 2 else None
+        records.append(SudokuRecord(puzzle, solution, None, where))
+    return records
+
+
+@dataclass
+class CheckReport:
+    kept: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def __str__(self) -> str:
+        parts = [f"{self.kept} puzzles kept"] + [f"{count} rejected: {reason}" for reason, count in sorted(self.rejected.items())]
+        return ", ".join(parts)
+
+
+def take_valid(records: list[SudokuRecord], order: np.ndarray, count: int | None, box: Box, skip_invalid: bool,
+               report: CheckReport, min_rating: float | None = None, exclude: set[bytes] | None = None,
+               chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Walk `records` in `order`, solving each (counting to 2), and return the first `count` valid ones
+    (all when count is None) as (puzzles, solutions, ratings).
+
+    A puzzle with no solution or several, or whose given answer is not its solution, is an error naming
+    its line; with skip_invalid it is counted in `report` and passed over. The rating is the source's
+    rating column when it has one, else the solver's branch points; puzzles rated below `min_rating` and
+    puzzles equivalent to a key in `exclude` are passed over.
+    NOTE: only the puzzles walked are solved, so with --subsample-size a bad line that is never drawn goes
+    unreported; this keeps a 1k subsample of a 50k file fast.
+    """
+    kept: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for first in range(0, len(order), chunk):
+        if count is not None and len(kept) >= count:
+            break
+        batch = [records[i] for i in order[first:first + chunk]]
+        counts, solutions, branches = solve_many(np.stack([r.puzzle for r in batch]), box, limit=2)
+        for record, n_solutions, solution, effort in zip(batch, counts, solutions, branches):
+            if count is not None and len(kept) >= count:
+                break
+            if n_solutions == 0:
+                problem = "no solution"
+            elif n_solutions > 1:
+                problem = "several solutions"
+            elif record.solution is not None and not np.array_equal(record.solution, solution):
+                problem = "the given answer is not the puzzle's solution"
+            else:
+                rating = float(record.rating if record.rating is not None else effort)
+                if (min_rating is None or rating >= min_rating) and (
+                        exclude is None or canonical_key(record.puzzle, box) not in exclude):
+                    kept.append((record.puzzle, solution, rating))
+                continue
+            if not skip_invalid:
+                raise SudokuInputError(f"{record.where}: {problem} (use --skip-invalid to drop such puzzles)")
+            report.reject(problem)
+    report.kept += len(kept)
+    if not kept:
+        return np.zeros((0, box.cells), np.int8), np.zeros((0, box.cells), np.int8), np.zeros(0)
+    puzzles, solutions, ratings = zip(*kept)
+    return np.stack(puzzles), np.stack(solutions), np.array(ratings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Symmetries: augmentation and equivalence
+
+def _perms(rng: np.random.Generator, count: int, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """`count` x shape independent random permutations of range(n)."""
+    return np.argsort(rng.random((count, *shape, n)), axis=-1)
+
+
+def random_symmetries(box: Box, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random validity-preserving transforms: (cell mapping (count, cells), digit map (count, N+1)).
+
+    new[i, j] = old[row_perm[i], col_perm[j]] of the (maybe transposed) board, then digits relabelled, as
+    §10.1: rows permute as bands of `box.rows` rows and within each band, columns as stacks of `box.cols`
+    columns and within each stack; transposing is a symmetry only for square boxes (rows == cols).
+    NOTE: the draws are vectorised over the `count` transforms, so the RNG is consumed in a different
+    order than the original's one-transform-at-a-time loop; the distribution is the same.
+    """
+    n, r, c = box.size, box.rows, box.cols
+    digit_map = np.concatenate([np.zeros((count, 1), np.int64), 1 + _perms(rng, count, (), n)], axis=1)
+    transpose = rng.random(count) < 0.5 if r == c else np.zeros(count, bool)
+    bands = _perms(rng, count, (), n // r)                      # c bands of r rows
+    rows_in_band = _perms(rng, count, (n // r,), r)
+    stacks = _perms(rng, count, (), n // c)                     # r stacks of c columns
+    cols_in_stack = _perms(rng, count, (n // c,), c)
+    row_perm = (bands[:, :, None] * r + np.take_along_axis(rows_in_band, bands[:, :, None], axis=1)).reshape(count, n)
+    col_perm = (stacks[:, :, None] * c + np.take_along_axis(cols_in_stack, stacks[:, :, None], axis=1)).reshape(count, n)
+    mapping = row_perm[:, :, None] * n + col_perm[:, None, :]            # index into the (maybe transposed) board
+    transposed_index = (mapping % n) * n + mapping // n
+    mapping = np.where(transpose[:, None, None], transposed_index, mapping).reshape(count, n * n)
+    return mapping, digit_map
+
+
+def augment(puzzle: np.ndarray, solution: np.ndarray, box: Box, num_aug: int,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The original plus num_aug random transforms of it: (puzzles, solutions), each (1 + num_aug, cells)."""
+    mapping, digit_map = random_symmetries(box, num_aug, rng)
+    rows = np.arange(num_aug)[:, None]
+    puzzles = digit_map[rows, puzzle[mapping]]
+    solutions = digit_map[rows, solution[mapping]]
+    return (np.concatenate([puzzle[None], puzzles]).astype(np.int8),
+            np.concatenate([solution[None], solutions]).astype(np.int8))
+
+
+# The row/column symmetry group is enumerated for the canonical form only up to this size (6x6: 3,456;
+# 9x9 would need 3.4 million, where only digit relabelling is factored out).
+_MAX_ENUMERATED_SYMMETRIES = 20_000
+
+
+def _all_line_perms(group: int, within: int) -> np.ndarray:
+    """Every permutation of `group` blocks of `within` lines, with every permutation inside each block."""
+    out = []
+    inner = list(itertools.permutations(range(within)))
+    for blocks in itertools.permutations(range(group)):
+        for choice in itertools.product(inner, repeat=group):
+            out.append([b * within + choice[k][i] for k, b in enumerate(blocks) for i in range(within)])
+    return np.array(out, dtype=np.int64)
+
+
+def _symmetry_count(box: Box) -> int:
+    from math import factorial as f
+    rows = f(box.size // box.rows) * f(box.rows) ** (box.size // box.rows)
+    cols = f(box.size // box.cols) * f(box.cols) ** (box.size // box.cols)
+    return rows * cols * (2 if box.rows == box.cols else 1)
+
+
+def _symmetry_mappings(box: Box) -> np.ndarray:
+    n = box.size
+    row_perms = _all_line_perms(n // box.rows, box.rows)
+    col_perms = _all_line_perms(n // box.cols, box.cols)
+    mapping = (row_perms[:, None, :, None] * n + col_perms[None, :, None, :]).reshape(-1, n * n)
+    if box.rows == box.cols:
+        mapping = np.concatenate([mapping, (mapping % n) * n + mapping // n])
+    return mapping
+
+
+def canonical_key(puzzle: np.ndarray, box: Box, _cache: dict = {}) -> bytes:
+    """A key equal for two puzzles iff one is a symmetry of the other (digits, bands, rows, stacks, columns,
+    transpose for square boxes). Boards with more than 20,000 line symmetries (9x9) factor out digit
+    relabelling only, so there the key is finer than full equivalence."""
+    if _symmetry_count(box) <= _MAX_ENUMERATED_SYMMETRIES:
+        if box not in _cache:
+            _cache[box] = _symmetry_mappings(box)
+        boards = np.asarray(puzzle)[_cache[box]]
+    else:
+        boards = np.asarray(puzzle)[None]
+    n = box.size
+    # Relabel the digits of every variant in order of first appearance, then take the smallest variant.
+    present = boards[:, :, None] == np.arange(1, n + 1)[None, None, :]
+    first = np.where(present.any(axis=1), present.argmax(axis=1), boards.shape[1])
+    rank = np.argsort(np.argsort(first, axis=1, kind="stable"), axis=1) + 1
+    relabel = np.concatenate([np.zeros((len(boards), 1), np.int64), rank], axis=1)
+    canonical = np.take_along_axis(relabel, boards.astype(np.int64), axis=1).astype(np.uint8)
+    order = np.lexsort(canonical.T[::-1])
+    return canonical[order[0]].tobytes()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generation
+
+DIFFICULTY_LEVELS = {"any": (0, None), "easy": (0, 0), "medium": (1, 4), "hard": (5, None)}
+
+
+def parse_difficulty(text: str) -> tuple[int, int | None]:
+    """'easy' (0 branch points: singles suffice), 'medium' (1-4), 'hard' (5+), 'any', or 'MIN', 'MIN:MAX'."""
+    if text in DIFFICULTY_LEVELS:
+        return DIFFICULTY_LEVELS[text]
+    match = re.fullmatch(r"(\d+)(?:[:-](\d*))?", text)
+    if not match:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTY_LEVELS)} or MIN[:MAX] branch points, got {text!r}")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) else None      # a bare number or 'MIN:' is a minimum only
+    if high is not None and high < low:
+        raise ValueError(f"difficulty {text!r}: maximum below minimum")
+    return low, high
+
+
+def generate_puzzles(count: int, box: Box, rng: np.random.Generator, min_blanks: int = 0,
+                     max_blanks: int | None = None, difficulty: tuple[int, int | None] = (0, None),
+                     exclude: set[bytes] | None = None, max_attempts: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` puzzles with a unique solution, pairwise inequivalent and not equivalent to any key in
+    `exclude` (which is updated). Each: a random solved grid, cells blanked in random order while the
+    solution stays unique until a target drawn from [min_blanks, max_blanks]; kept when it has at least
+    min_blanks blanks and its branch points lie in `difficulty`. Returns (puzzles, solutions, branch points).
+    """
+    max_blanks = box.cells if max_blanks is None else max_blanks
+    if not 0 <= min_blanks <= max_blanks <= box.cells:
+        raise ValueError(f"need 0 <= min_blanks <= max_blanks <= {box.cells}, got {min_blanks}, {max_blanks}")
+    low, high = difficulty
+    exclude = exclude if exclude is not None else set()
+    max_attempts = max_attempts or 1000 * count + 10_000
+    puzzles, solutions, ratings = [], [], []
+    attempts = 0
+    while len(puzzles) < count:
+        attempts += 1
+        if attempts > max_attempts:
+            raise RuntimeError(f"gave up after {max_attempts} attempts with {len(puzzles)} of {count} puzzles: "
+                               f"blanks {min_blanks}-{max_blanks} at difficulty {low}-{high if high is not None else ''} "
+                               f"is too rare (or too few inequivalent puzzles exist) for {box.size}x{box.size}")
+        solution = random_solution(box, rng)
+        puzzle = dig_puzzle(solution, box, rng, int(rng.integers(min_blanks, max_blanks + 1)))
+        if (puzzle == 0).sum() < min_blanks:
+            continue
+        counts, _, branches = solve_many(puzzle[None], box, limit=2)
+        assert counts[0] == 1
+        if branches[0] < low or (high is not None and branches[0] > high):
+            continue
+        key = canonical_key(puzzle, box)
+        if key in exclude:
+            continue
+        exclude.add(key)
+        puzzles.append(puzzle)
+        solutions.append(solution)
+        ratings.append(int(branches[0]))
+    return np.array(puzzles, np.int8).reshape(-1, box.cells), np.array(solutions, np.int8).reshape(-1, box.cells), np.array(ratings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building
+
+def write_sudoku_dataset(output_dir: str | Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                         box: Box, num_aug: int, seed: int, builder_args: dict[str, Any]) -> Path:
+    """Write the dataset: each train puzzle a group of itself plus num_aug transforms; test unaugmented."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5D0C]))
+    with DatasetWriter(output_dir, builder="sudoku", arguments=builder_args, seed=seed) as writer:
+        split = writer.split("train", seq_len=box.cells)
+        for puzzle, solution in zip(*train):
+            puzzles, solutions = augment(puzzle, solution, box, num_aug, rng)
+            split.add_group(encode_board(puzzles), encode_board(solutions), np.ones(len(puzzles), int), np.zeros(len(puzzles), int))
+        split = writer.split("test", seq_len=box.cells)
+        for puzzle, solution in zip(*test):
+            split.add_group(encode_board(puzzle[None]), encode_board(solution[None]), [1], [0])
+        return writer.commit([BLANK_IDENTIFIER], pad_id=PAD_ID, ignore_label_id=0, blank_identifier_id=0,
+                             vocab_size=vocab_size(box))
+
+
+def build_from_files(output_dir: str | Path, inputs: Iterable[str | Path], test_inputs: Iterable[str | Path] = (),
+                     box: Box = Box(), test_size: int | None = None, subsample_size: int | None = None,
+                     num_aug: int = 0, min_difficulty: float | None = None, skip_invalid: bool = False,
+                     seed: int = 0, builder_args: dict[str, Any] | None = None, log=print) -> Path:
+    """Import CSV / plain-list sources, check the puzzles, and write the dataset.
+
+    The test split is every puzzle of `test_inputs` when given, else `test_size` puzzles (default: a
+    tenth) drawn from `inputs`, and then training never holds a puzzle equivalent to a test one;
+    `subsample_size` draws the training puzzles (seeded, without replacement); `min_difficulty` keeps
+    puzzles rated at least that, in both splits, as the original.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5D0D]))
+    report = CheckReport()
+    inputs, test_inputs = list(inputs), list(test_inputs)
+    if not inputs:
+        raise SudokuInputError("no --input files given")
+    pool = [record for path in inputs for record in read_sudoku_file(path, box)]
+    order = rng.permutation(len(pool))
+    if test_inputs:
+        test_pool = [record for path in test_inputs for record in read_sudoku_file(path, box)]
+        test = take_valid(test_pool, np.arange(len(test_pool)), None, box, skip_invalid, report, min_difficulty)
+    else:
+        size = max(1, len(pool) // 10) if test_size is None else test_size
+        test = take_valid(pool, order, size, box, skip_invalid, report, min_difficulty)
+        test_keys = {canonical_key(p, box) for p in test[0]}
+        taken = {p.tobytes() for p in test[0]}
+        order = np.array([i for i in order if pool[i].puzzle.tobytes() not in taken], dtype=np.int64)
+    train = take_valid(pool, order, subsample_size, box, skip_invalid, report, min_difficulty,
+                       exclude=None if test_inputs else test_keys)
+    if len(train[0]) == 0 or len(test[0]) == 0:
+        raise SudokuInputError(f"nothing to build: {len(train[0])} training and {len(test[0])} test puzzles ({report})")
+    log(f"sudoku {box.size}x{box.size}: {report}; {len(train[0])} train x {1 + num_aug} versions, {len(test[0])} test")
+    return write_sudoku_dataset(output_dir, train[:2], test[:2], box, num_aug, seed, builder_args or {})
+
+
+def build_generated_dataset(output_dir: str | Path, n_train: int, n_test: int, box: Box | tuple[int, int] | str = (3, 3),
+                            min_blanks: int = 0, max_blanks: int | None = None, difficulty: str | tuple = "any",
+                            num_aug: int = 0, seed: int = 0, builder_args: dict[str, Any] | None = None,
+                            log=print) -> Path:
+    """Generate n_train + n_test puzzles with unique solutions and write a dataset.
+
+    No two puzzles are equivalent under the augmentation symmetries (for boards up to 6x6 exactly; for
+    9x9 up to digit relabelling), so every test puzzle differs from every training puzzle and from all of
+    their augmentations.
+    """
+    box = Box.parse(box)
+    difficulty = parse_difficulty(difficulty) if isinstance(difficulty, str) else tuple(difficulty)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5D0E]))
+    seen: set[bytes] = set()
+    test = generate_puzzles(n_test, box, rng, min_blanks, max_blanks, difficulty, seen)
+    train = generate_puzzles(n_train, box, rng, min_blanks, max_blanks, difficulty, seen)
+    args = dict(builder_args or {}, generate=n_train, test_size=n_test, box=str(box), min_blanks=min_blanks,
+                max_blanks=max_blanks, difficulty=list(difficulty), num_aug=num_aug)
+    log(f"sudoku {box.size}x{box.size}: generated {n_train} train x {1 + num_aug} versions and {n_test} test puzzles")
+    return write_sudoku_dataset(output_dir, train[:2], test[:2], box, num_aug, seed, args)
