@@ -3,12 +3,13 @@
 
 export const IGNORE = -100;
 
-function cellSize(rows, cols) {
-  const n = Math.max(rows, cols);
-  if (n <= 9) return 34;
-  if (n <= 12) return 28;
-  if (n <= 20) return 20;
-  return 14;
+// Cells as large as fit: the boards of one row share the row's width; 36 px at most, 8 at least.
+function cellSize(container, cols) {
+  const row = container.closest(".boards");
+  const boards = row ? row.children.length : 1;
+  const width = row && row.clientWidth ? row.clientWidth : 1000;
+  const perBoard = (width - 20 * (boards - 1)) / boards - 8;
+  return Math.max(8, Math.min(36, Math.floor(perBoard / cols) - 1));
 }
 
 // style: {task, rows, cols, box, tokens: {token: {colour, text, ink}}}
@@ -17,7 +18,7 @@ function cellSize(rows, cols) {
 export function renderBoard(container, style, view, tokens, marks = {}) {
   const [r0, c0, nr, nc] = view;
   container.style.gridTemplateColumns = `repeat(${nc}, auto)`;
-  container.style.setProperty("--cell", `${cellSize(nr, nc)}px`);
+  container.style.setProperty("--cell", `${cellSize(container, nc)}px`);
   container.dataset.rows = nr;
   container.dataset.cols = nc;
   const cells = [];

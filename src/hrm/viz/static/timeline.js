@@ -32,11 +32,11 @@ export class Timeline {
 
     const controls = document.createElement("div");
     controls.className = "controls";
-    const first = button("⏮", "first step");
+    const first = button("|◀", "first step");
     const prev = button("◀", "previous step (←)");
-    this.playButton = button("▶ play", "animate the steps (space)");
-    const next = button("▶|", "next step (→)");
-    const last = button("⏭", "last step");
+    this.playButton = button("play", "animate the steps (space)");
+    const next = button("▶", "next step (→)");
+    const last = button("▶|", "last step");
     this.slider = document.createElement("input");
     this.slider.type = "range";
     this.slider.min = 1;
@@ -97,7 +97,7 @@ export class Timeline {
   play() {
     if (this.steps < 2) return;
     if (this.step >= this.steps) this.go(1);
-    this.playButton.textContent = "⏸ pause";
+    this.playButton.textContent = "pause";
     this.timer = setInterval(() => {
       if (this.step >= this.steps) this.stop();
       else this.go(this.step + 1);
@@ -107,6 +107,6 @@ export class Timeline {
   stop() {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.playButton) this.playButton.textContent = "▶ play";
+    if (this.playButton) this.playButton.textContent = "play";
   }
 }
