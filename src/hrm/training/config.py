@@ -92,7 +92,10 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check values that no single field's type can; re-runs HRMConfig's own checks."""
-        self.arch = dataclasses.replace(self.arch)
+        try:
+            self.arch = dataclasses.replace(self.arch)
+        except ValueError as e:
+            raise ConfigError(f"invalid config: arch: {e}") from e
         problems = []
         if self.global_batch_size < 1:
             problems.append(f"global_batch_size must be >= 1, got {self.global_batch_size}")

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from hrm.models.sparse_embedding import CastedSparseEmbedding
+from hrm.training.distributed import all_gather_rows
 
 
 class AdamATan2(torch.optim.Optimizer):
@@ -114,10 +115,8 @@ class SparseSignSGD(torch.optim.Optimizer):
             local_weights, local_ids, weights = group["params"]
             if local_weights.grad is None:
                 continue
-            grads, ids = local_weights.grad, local_ids
-            world_size = dist.get_world_size(self.process_group) if dist.is_available() and dist.is_initialized() else 1
-            if world_size > 1:
-                grads, ids = _all_gather_rows(grads, self.process_group), _all_gather_rows(ids, self.process_group)
+            grads = all_gather_rows(local_weights.grad, self.process_group)
+            ids = all_gather_rows(local_ids, self.process_group)
             sparse_signsgd_(weights, grads, ids, group["lr"], group["weight_decay"])
         return loss
 
@@ -131,9 +130,3 @@ def sparse_signsgd_(weights: torch.Tensor, grads: torch.Tensor, ids: torch.Tenso
     rows.mul_(1.0 - lr * weight_decay).add_(torch.sign(summed), alpha=-lr)
     weights[unique_ids] = rows
 
-
-def _all_gather_rows(tensor: torch.Tensor, group: dist.ProcessGroup | None) -> torch.Tensor:
-    """Concatenate `tensor` from every rank along dim 0, in rank order (= the global batch's order)."""
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(parts, tensor.contiguous(), group=group)
-    return torch.cat(parts)
