@@ -1,0 +1,1 @@
+"""HRM outside PyTorch: a NumPy reference (numpy/) and an MLX port (mlx/)."""

@@ -1,0 +1,207 @@
+"""HRM ACT v1 inference in plain NumPy: the minimal-dependency definition of the model (spec §5).
+
+It reads top to bottom as the spec does, and is the judge of the other backends:
+
+    Arch                  the hyper-parameters the forward pass needs (read from config.json, no torch)
+    rms_norm, rope, attention, swiglu, block, reasoning_module     the layers (spec §5.1-5.6)
+    NumpyHRM.input_embeddings / step                              one ACT segment (spec §5.7)
+    evaluate                                                      the eval ACT loop (hrm.export.act)
+
+Computes in float32 or float64 throughout. The float32 path follows the PyTorch model's numerics
+(RMSNorm and RoPE in float32, the Q head in float32); the float64 path is a more exact reference.
+Weights are a dict of arrays under the original's state-dict names (`model.inner.…`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hrm.export.act import ACTResult, StepOutputs, run_act
+
+PREFIX = "model.inner."
+
+
+@dataclass(frozen=True)
+class Arch:
+    seq_len: int
+    vocab_size: int
+    hidden_size: int
+    num_heads: int
+    expansion: float
+    H_cycles: int
+    L_cycles: int
+    H_layers: int
+    L_layers: int
+    puzzle_emb_ndim: int
+    pos_encodings: str = "rope"
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    halt_max_steps: int = 16
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Arch":
+        """From an `arch` dict (config.json, an HRMConfig's fields); other keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @property
+    def puzzle_emb_len(self) -> int:
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+def load_hrm_weights(path: str | Path) -> tuple[Arch, dict[str, np.ndarray]]:
+    """hrm's weight format (a directory with model.safetensors and config.json), read without torch."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    weights = directory / "model.safetensors" if path.is_dir() else path
+    meta = json.loads((directory / "config.json").read_text())
+    return Arch.from_dict(meta["arch"]), load_file(str(weights))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Layers
+
+def rms_norm(x: np.ndarray, eps: float) -> np.ndarray:
+    """x / sqrt(mean(x²) + eps), no gain (spec §5.1)."""
+    return x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + x.dtype.type(eps))
+
+
+def rope_tables(arch: Arch, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin of shape (T, d): positions 0..T-1 include the puzzle-embedding positions (spec §5.2)."""
+    d = arch.head_dim
+    T = arch.puzzle_emb_len + arch.seq_len
+    inv_freq = 1.0 / (dtype.type(arch.rope_theta) ** (np.arange(0, d, 2, dtype=dtype) / dtype.type(d)))
+    freqs = np.outer(np.arange(T, dtype=dtype), inv_freq)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    return np.cos(emb).astype(dtype), np.sin(emb).astype(dtype)
+
+
+def rotate_half(x: np.ndarray) -> np.ndarray:
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1 + np.exp(-x))
+
+
+def attention(h: np.ndarray, w: Mapping[str, np.ndarray], arch: Arch, cos_sin) -> np.ndarray:
+    """Non-causal multi-head attention, q | k | v heads in one projection, RoPE on q and k (spec §5.3)."""
+    B, T, _ = h.shape
+    H, d = arch.num_heads, arch.head_dim
+    qkv = (h @ w["self_attn.qkv_proj.weight"].T).reshape(B, T, 3 * H, d)
+    q, k, v = (qkv[:, :, i * H:(i + 1) * H].transpose(0, 2, 1, 3) for i in range(3))   # (B, H, T, d)
+    if cos_sin is not None:
+        cos, sin = cos_sin
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+    scores = (q @ k.transpose(0, 1, 3, 2)) * h.dtype.type(1 / math.sqrt(d))
+    out = softmax(scores) @ v                                      # (B, H, T, d)
+    return out.transpose(0, 2, 1, 3).reshape(B, T, H * d) @ w["self_attn.o_proj.weight"].T
+
+
+def swiglu(x: np.ndarray, w: Mapping[str, np.ndarray]) -> np.ndarray:
+    gate, up = np.split(x @ w["mlp.gate_up_proj.weight"].T, 2, axis=-1)
+    return (silu(gate) * up) @ w["mlp.down_proj.weight"].T
+
+
+def block(h: np.ndarray, w: Mapping[str, np.ndarray], arch: Arch, cos_sin) -> np.ndarray:
+    """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h)) (spec §5.5)."""
+    h = rms_norm(h + attention(h, w, arch, cos_sin), arch.rms_norm_eps)
+    return rms_norm(h + swiglu(h, w), arch.rms_norm_eps)
+
+
+def reasoning_module(z: np.ndarray, injection: np.ndarray, layers: list, arch: Arch, cos_sin) -> np.ndarray:
+    """f(z, injection) = Blocks(z + injection) (spec §5.6)."""
+    z = z + injection
+    for w in layers:
+        z = block(z, w, arch, cos_sin)
+    return z
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+
+class NumpyHRM:
+    """One ACT step of HRM in NumPy; an `hrm.export.act.StepFunction`."""
+
+    name = "numpy"
+
+    def __init__(self, arch: Arch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
+        self.arch = arch
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"the NumPy reference computes in float32 or float64, not {self.dtype}")
+        w = {k.removeprefix(PREFIX): np.asarray(v) for k, v in weights.items()
+             if k.startswith(PREFIX) or not k.startswith("model.")}
+
+        def get(name: str) -> np.ndarray:
+            if name not in w:
+                raise KeyError(f"weight {PREFIX}{name} is missing (have {len(w)} tensors)")
+            return w[name].astype(self.dtype)
+
+        def level(name: str, n: int) -> list[dict[str, np.ndarray]]:
+            keys = ("self_attn.qkv_proj.weight", "self_attn.o_proj.weight", "mlp.gate_up_proj.weight",
+                    "mlp.down_proj.weight")
+            return [{k: get(f"{name}.layers.{i}.{k}") for k in keys} for i in range(n)]
+
+        self.embed_tokens = get("embed_tokens.embedding_weight")
+        self.puzzle_emb = get("puzzle_emb.weights") if arch.puzzle_emb_ndim > 0 else None
+        self.embed_pos = get("embed_pos.embedding_weight") if arch.pos_encodings == "learned" else None
+        self.cos_sin = rope_tables(arch, self.dtype) if arch.pos_encodings == "rope" else None
+        self.H_level = level("H_level", arch.H_layers)
+        self.L_level = level("L_level", arch.L_layers)
+        self.lm_head = get("lm_head.weight")
+        self.q_head_weight = get("q_head.weight")
+        self.q_head_bias = get("q_head.bias")
+        self.h_init = get("H_init")
+        self.l_init = get("L_init")
+        self.carry_positions = arch.puzzle_emb_len + arch.seq_len
+
+    def input_embeddings(self, inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> np.ndarray:
+        """Token embeddings, the puzzle embedding prepended (zero-padded to P·D), scaled by √D (spec §5.7)."""
+        arch, D = self.arch, self.arch.hidden_size
+        x = self.embed_tokens[inputs]                                          # (B, S, D)
+        if self.puzzle_emb is not None:
+            e_p = self.puzzle_emb[puzzle_identifiers]                          # (B, puzzle_emb_ndim)
+            pad = arch.puzzle_emb_len * D - e_p.shape[-1]
+            e_p = np.pad(e_p, ((0, 0), (0, pad)))
+            x = np.concatenate([e_p.reshape(-1, arch.puzzle_emb_len, D), x], axis=1)   # (B, T, D)
+        if self.embed_pos is not None:
+            x = self.dtype.type(0.707106781) * (x + self.embed_pos)
+        return self.dtype.type(math.sqrt(D)) * x
+
+    def __call__(self, z_H: np.ndarray, z_L: np.ndarray, inputs: np.ndarray,
+                 puzzle_identifiers: np.ndarray) -> StepOutputs:
+        """One segment: N·M L-updates and N H-updates, then the heads (no gradient, so no 1-step split)."""
+        arch = self.arch
+        x = self.input_embeddings(np.asarray(inputs), np.asarray(puzzle_identifiers))
+        z_H, z_L = np.asarray(z_H, dtype=self.dtype), np.asarray(z_L, dtype=self.dtype)
+        for i in range(arch.H_cycles):
+            for _ in range(arch.L_cycles):
+                z_L = reasoning_module(z_L, z_H + x, self.L_level, arch, self.cos_sin)
+            z_H = reasoning_module(z_H, z_L, self.H_level, arch, self.cos_sin)
+        logits = z_H[:, arch.puzzle_emb_len:] @ self.lm_head.T                   # drop puzzle positions
+        q = (z_H[:, 0] @ self.q_head_weight.T + self.q_head_bias).astype(np.float32)   # Q head reads position 0
+        return StepOutputs(z_H, z_L, logits, q[:, 0], q[:, 1])
+
+
+def evaluate(model: NumpyHRM, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
+    """The eval ACT loop: a fresh carry, `halt_max_steps` steps, the last step's argmax (spec §8.6)."""
+    return run_act(model, inputs, puzzle_identifiers, model.arch.halt_max_steps, halt_early=halt_early)
