@@ -143,6 +143,15 @@ def _load_split(root: Path, split: str) -> tuple[Split, Any]:
     return Split(split, inputs, labels, ids[puzzles], puzzles), metadata
 
 
+def _sudoku_box(text: object) -> tuple[int, int] | None:
+    """The Sudoku builder's --box argument ("2x3": boxes of 2 rows and 3 columns), if recorded."""
+    if isinstance(text, str) and text.lower().count("x") == 1:
+        rows, cols = text.lower().split("x")
+        if rows.isdigit() and cols.isdigit():
+            return int(rows), int(cols)
+    return None
+
+
 class VizData:
     def __init__(self, dataset: str | Path | None = None, predictions: str | Path | None = None,
                  task: str | None = None):
@@ -152,13 +161,14 @@ class VizData:
         self.predictions = load_predictions(predictions) if predictions is not None else None
         self.splits: dict[str, Split] = {}
         self.names: list[str] = []
-        builder = None
+        builder, box = None, None
         try:
             if self.dataset is not None:
                 if not self.dataset.is_dir():
                     raise VizError(f"{self.dataset}: dataset folder not found")
                 manifest = read_manifest(self.dataset)
                 builder = manifest.get("builder") if manifest else None
+                box = _sudoku_box((manifest or {}).get("arguments", {}).get("box"))
                 self.names = load_identifiers(self.dataset)
                 for split in ("train", "test"):
                     if (self.dataset / split / "dataset.json").exists():
@@ -183,7 +193,10 @@ class VizData:
                 self._check_predictions_match(pred)
         self.task = detect_task(seq_len, vocab, task, builder,
                                 self.predictions.metadata.get("task") if self.predictions else None)
-        self.style: TaskStyle = task_style(self.task, seq_len, vocab)
+        try:
+            self.style: TaskStyle = task_style(self.task, seq_len, vocab, box)
+        except ValueError as error:
+            raise VizError(f"{self.dataset or self.predictions.path}: {error}") from None
         self.seq_len, self.vocab_size = seq_len, vocab
 
     @staticmethod

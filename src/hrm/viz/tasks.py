@@ -60,10 +60,14 @@ def _square_side(seq_len: int) -> int | None:
 
 
 def detect_task(seq_len: int, vocab_size: int, *hints: str | None) -> str:
-    """The puzzle family: the first known hint (manifest builder, predictions' task), else from the sizes."""
+    """The puzzle family: the first known hint (manifest builder, predictions' task), else from the sizes.
+
+    A hint names a family when it starts with its name (builders such as "sudoku-generated").
+    """
     for hint in hints:
-        if hint in ("sudoku", "maze", "arc"):
-            return hint
+        for task in ("sudoku", "maze", "arc"):
+            if isinstance(hint, str) and hint.startswith(task):
+                return task
     side = _square_side(seq_len)
     if side is not None and vocab_size == side + 2 and side >= 4:
         return "sudoku"
@@ -74,7 +78,8 @@ def detect_task(seq_len: int, vocab_size: int, *hints: str | None) -> str:
     return "unknown"
 
 
-def task_style(task: str, seq_len: int, vocab_size: int) -> TaskStyle:
+def task_style(task: str, seq_len: int, vocab_size: int, box: tuple[int, int] | None = None) -> TaskStyle:
+    """The drawing of `task`; `box` is a Sudoku's box shape when known (the dataset manifest's --box)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     side = _square_side(seq_len)
@@ -84,7 +89,9 @@ def task_style(task: str, seq_len: int, vocab_size: int) -> TaskStyle:
         tokens = {0: TokenStyle(PAD_COLOUR), 1: TokenStyle("#ffffff")}
         # Boards over 9 x 9 use letters after 9, as hexadecimal Sudoku does.
         tokens |= {d + 1: TokenStyle("#ffffff", sudoku_symbol(d)) for d in range(1, side + 1)}
-        return TaskStyle("sudoku", side, side, tokens, box=sudoku_box(side))
+        if box is not None and box[0] * box[1] != side:
+            raise ValueError(f"a {box[0]}x{box[1]} box does not fit a {side}x{side} Sudoku")
+        return TaskStyle("sudoku", side, side, tokens, box=tuple(box) if box else sudoku_box(side))
     if task == "maze":
         if side is None:
             raise ValueError(f"a maze needs a square seq_len, got {seq_len}")

@@ -26,6 +26,7 @@ function showTab(name) {
   $("browse").hidden = name !== "browse";
   $("solve").hidden = name !== "solve";
   state.activeTimeline = name === "browse" ? state.timeline : state.solve && state.solve.timeline;
+  if (name === "solve" && state.solve) state.solve.preview();
 }
 
 function enableSolve(hasModel) {

@@ -24,6 +24,7 @@ export class SolvePanel {
     $("solve-button").addEventListener("click", () => this.run().catch((e) => this.fail(e)));
     $("clear-button").addEventListener("click", () => { $("sudoku-text").value = ""; this.preview(); });
     $("example-button").addEventListener("click", () => this.example());
+    $("random-button").addEventListener("click", () => this.random());
     $("sudoku-text").addEventListener("input", () => this.preview());
     this.ready = this.loadMetadata().catch((e) => this.fail(e));
   }
@@ -58,6 +59,7 @@ export class SolvePanel {
 
   preview() {
     if (!this.metadata) return;
+    $("example-button").hidden = !this.browseExample();
     try {
       const tokens = this.parse();
       const clash = conflicts(tokens, this.n, this.box);
@@ -69,13 +71,20 @@ export class SolvePanel {
     }
   }
 
-  example() {
+  // The Browse tab's puzzle, when it is a Sudoku of the model's size.
+  browseExample() {
     const example = this.currentExample();
-    if (example && example.inputs.length === this.n * this.n) {
-      $("sudoku-text").value = formatSudoku(example.inputs, this.n, this.box);
-    } else {
-      $("sudoku-text").value = formatSudoku(randomPuzzle(this.n, this.box), this.n, this.box);
-    }
+    return example && example.inputs.length === this.n * this.n ? example : null;
+  }
+
+  example() {
+    const example = this.browseExample();
+    if (example) $("sudoku-text").value = formatSudoku(example.inputs, this.n, this.box);
+    this.preview();
+  }
+
+  random() {
+    $("sudoku-text").value = formatSudoku(randomPuzzle(this.n, this.box), this.n, this.box);
     this.preview();
   }
 

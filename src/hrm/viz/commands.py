@@ -1,0 +1,202 @@
+"""`hrm viz`: browse puzzles, predictions and ACT steps in the browser, solve in the browser, or draw a PNG.
+
+    hrm viz DATASET [PREDICTIONS]              serve the visualiser on http://127.0.0.1:8765/
+    hrm viz PREDICTIONS                        the predictions alone (they hold inputs and labels)
+    hrm viz [DATASET] --model RUN_DIR          also solve Sudoku in the browser with that model (ONNX)
+    hrm viz DATASET PREDICTIONS --png OUT --index I     one example's trajectory, from the predictions
+    hrm viz [DATASET] --model RUN_DIR --png OUT (--index I | --puzzle TEXT)   ... computed with PyTorch
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hrm.viz.data import VizData, VizError
+from hrm.viz.server import LOOPBACK_HOSTS
+from hrm.viz.tasks import TASKS
+
+DEFAULT_PORT = 8765
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hrm viz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="DATASET|PREDICTIONS",
+                   help="a dataset folder (hrm data's format) and/or a predictions file from hrm eval "
+                        "(predictions.safetensors, predictions.npz, or the folder holding it)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on localhost (default {DEFAULT_PORT}; 0 = any free port)")
+    p.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS, help="loopback address to serve on")
+    p.add_argument("--task", choices=TASKS, help="puzzle family, when the dataset does not say (its manifest's builder)")
+    p.add_argument("--model", metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a trained model: exported to ONNX and served, so the page can solve Sudoku in the browser")
+    p.add_argument("--onnx", metavar="MODEL_ONNX", help="serve an existing browser export (model.onnx, model.json beside it)")
+    p.add_argument("--export-dir", metavar="DIR", help="where --model writes model.onnx and model.json (default: a temporary folder)")
+    p.add_argument("--open", action="store_true", help="open the page in this machine's web browser")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    png = p.add_argument_group("static picture")
+    png.add_argument("--png", metavar="OUT", help="draw one example's reasoning trajectory to this PNG and exit")
+    png.add_argument("--index", type=int, default=0, help="the example to draw (row of the split; default 0)")
+    png.add_argument("--split", help="the dataset split to draw from (default: the predictions', else test)")
+    png.add_argument("--puzzle", help="with --model: draw this Sudoku instead (digits, '.' or 0 for blanks)")
+    png.add_argument("--columns", type=int, default=8, help="step panels per row (default 8)")
+    return p
+
+
+def _classify(paths: list[str]) -> tuple[Path | None, Path | None]:
+    """(dataset folder, predictions file) from up to two paths, in either order."""
+    dataset = predictions = None
+    for text in paths:
+        path = Path(text)
+        if not path.exists():
+            raise VizError(f"{path}: no such file or folder")
+        is_predictions = path.is_file() or (
+            not (path / "identifiers.json").exists()
+            and any((path / name).is_file() for name in ("predictions.safetensors", "predictions.npz")))
+        if is_predictions:
+            if predictions is not None:
+                raise VizError(f"two predictions files given: {predictions} and {path}")
+            predictions = path
+        else:
+            if dataset is not None:
+                raise VizError(f"two dataset folders given: {dataset} and {path}")
+            dataset = path
+    return dataset, predictions
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if len(args.paths) > 2:
+        print("hrm viz: give at most a dataset folder and a predictions file", file=sys.stderr)
+        return 2
+    try:
+        dataset, predictions = _classify(args.paths)
+        model = None
+        if args.model:
+            from hrm.viz.model import load_model
+            model = load_model(args.model)
+            if dataset is None and predictions is None and model.data_path is not None:
+                dataset = model.data_path          # the run's own dataset, recorded in its config
+        if args.png:
+            return _draw_png(args, dataset, predictions, model)
+        return _serve(args, dataset, predictions, model)
+    except (VizError, ValueError) as error:
+        print(f"hrm viz: {error}", file=sys.stderr)
+        return 2
+
+
+# ----------------------------------------------------------------------------------------------------
+
+def _draw_png(args, dataset: Path | None, predictions: Path | None, model) -> int:
+    from hrm.viz.png import Trajectory, draw_trajectory
+    from hrm.viz.tasks import task_style
+
+    data = VizData(dataset, predictions, args.task) if (dataset or predictions) else None
+    if args.puzzle is not None:
+        if model is None:
+            raise VizError("--puzzle needs --model: the trajectory is computed by running the model")
+        if model.task != "sudoku":
+            raise VizError(f"--puzzle takes a Sudoku, but the model is for {model.task}")
+        from hrm.viz.model import torch_trajectory
+        inputs = _parse_sudoku(args.puzzle, model.box)
+        trajectory = torch_trajectory(model, inputs, title=f"{model.path}")
+        style = task_style("sudoku", model.config.seq_len, model.config.vocab_size, model.box)
+    else:
+        if data is None:
+            raise VizError("--png needs a predictions file, or a dataset (or a run with a recorded dataset) and --model")
+        split = args.split or data.info()["default_split"]
+        example = data.example(split, args.index)
+        title = f"{example['name']} · example #{args.index} of {split}"
+        inputs, labels = np.array(example["inputs"]), np.array(example["labels"])
+        prediction = example["prediction"]
+        if prediction is not None:
+            steps = prediction["steps"] or [prediction["final"]]
+            q_halt = prediction["step_q_halt"] or [prediction["q_halt"]]
+            q_continue = prediction["step_q_continue"] or [prediction["q_continue"]]
+            trajectory = Trajectory(inputs, labels, np.array(steps), np.array(q_halt, dtype=float),
+                                    np.array(q_continue, dtype=float), title)
+            if not prediction["steps"]:
+                print("hrm viz: the predictions hold the final step only (evaluate with save_steps for every step)",
+                      file=sys.stderr)
+        elif model is not None:
+            from hrm.viz.model import torch_trajectory
+            trajectory = torch_trajectory(model, inputs, labels, int(example["identifier"]), f"{title} · {model.path}")
+        else:
+            raise VizError(f"example {args.index} of split '{split}' has no predictions; give a predictions file or --model")
+        style = data.style
+    out = draw_trajectory(style, trajectory, args.png, columns=args.columns)
+    print(f"wrote {out} ({len(trajectory.steps)} steps)")
+    return 0
+
+
+def _parse_sudoku(text: str, box: tuple[int, int]) -> np.ndarray:
+    """A Sudoku typed on the command line -> tokens; spaces and | + - separators are ignored."""
+    from hrm.data.sudoku import SudokuInputError, encode_board, parse_board
+    from hrm.data.sudoku_solver import Box
+
+    cells = "".join(ch for ch in text if not ch.isspace() and ch not in "|+-")
+    try:
+        return encode_board(parse_board(cells, Box(*box), where="--puzzle")).astype(np.int32)
+    except SudokuInputError as error:
+        raise VizError(str(error)) from None
+
+
+def _serve(args, dataset: Path | None, predictions: Path | None, model) -> int:
+    from hrm.viz.server import ServedModel, VizServer
+
+    served = None
+    if model is not None:
+        from hrm.viz.model import export_browser_model
+        export_dir = Path(args.export_dir) if args.export_dir else Path(tempfile.mkdtemp(prefix="hrm-viz-"))
+        print(f"exporting {model.path} to ONNX in {export_dir} ...", file=sys.stderr)
+        onnx_path, metadata = export_browser_model(model, export_dir)
+        served = ServedModel(onnx_path, metadata)
+    elif args.onnx:
+        served = _existing_export(Path(args.onnx))
+
+    def load() -> VizData | None:
+        return VizData(dataset, predictions, args.task) if (dataset or predictions) else None
+
+    if dataset is None and predictions is None and served is None:
+        raise VizError("nothing to show: give a dataset folder, a predictions file, or --model")
+    try:
+        server = VizServer(args.port, load, served, host=args.host, quiet=not args.verbose)
+    except OSError as error:
+        raise VizError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); "
+                       f"choose another port with --port (0 picks a free one)") from None
+    if server.load_error:
+        print(f"hrm viz: {server.load_error}\n(the page shows this error too)", file=sys.stderr)
+    print(f"hrm viz: serving on {server.url}  (Ctrl-C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _existing_export(onnx_path: Path):
+    import json
+
+    from hrm.viz.server import ServedModel
+
+    meta_path = onnx_path.with_suffix(".json")
+    if not onnx_path.is_file():
+        raise VizError(f"{onnx_path}: no such ONNX file")
+    if not meta_path.is_file():
+        raise VizError(f"{meta_path}: missing; the browser needs the metadata written beside the export "
+                       f"(hrm viz --model RUN_DIR --export-dir DIR writes both)")
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise VizError(f"{meta_path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    from hrm.viz.model import BROWSER_MODEL_FORMAT
+    if not isinstance(metadata, dict) or metadata.get("format") != BROWSER_MODEL_FORMAT:
+        raise VizError(f"{meta_path}: not a browser model description (format {BROWSER_MODEL_FORMAT!r})")
+    return ServedModel(onnx_path, metadata)
