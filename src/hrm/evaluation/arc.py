@@ -30,9 +30,12 @@ MAX_GRID = 30
 PLACEHOLDER = [[0]]
 
 
-def _arc_tools():
-    from hrm.data.arc import crop, inverse_aug, task_name
-    return crop, inverse_aug, task_name
+def task_name(puzzle_name: str) -> str:
+    """The task of a puzzle version's name ("007bbfb7_t3_0718293456" -> "007bbfb7")."""
+    from hrm.data.arc import parse_aug_name
+
+    parsed = parse_aug_name(puzzle_name)
+    return parsed[0] if parsed else puzzle_name
 
 
 @dataclass
@@ -114,7 +117,8 @@ def score(inputs: np.ndarray, labels: np.ndarray, puzzle_identifiers: np.ndarray
     `identifiers` is the dataset's identifiers.json (id -> puzzle name). Rows with the blank identifier
     (padding) must already be dropped.
     """
-    crop, inverse_aug, task_name = _arc_tools()
+    from hrm.data.arc import crop, inverse_aug
+
     if not (len(inputs) == len(labels) == len(puzzle_identifiers) == len(predictions) == len(q_halt_logits)):
         raise ValueError("ARC scoring: inputs, labels, identifiers, predictions and q_halt_logits differ in length")
     names = [identifiers[int(i)] for i in puzzle_identifiers]

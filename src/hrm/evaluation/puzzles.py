@@ -80,12 +80,12 @@ def _is_file(text: str) -> bool:
 
 def read_sudoku(puzzle: Any, seq_len: int, box: str | None = None) -> Puzzle:
     from hrm.data.sudoku import SudokuInputError, encode_board, parse_board
+    from hrm.data.draw import default_box
     from hrm.data.sudoku_solver import Box
-    from hrm.viz.tasks import sudoku_box
 
     text, source = _read_text(puzzle)
     side = math.isqrt(seq_len)
-    shape = Box.parse(box) if box else Box(*sudoku_box(side))
+    shape = Box.parse(box) if box else default_box(side)
     cells = "".join(text.split())
     if len(cells) != shape.cells:
         raise PuzzleError(f"{source}: a Sudoku of {len(cells)} cells; this model solves {side}x{side} boards "
@@ -119,15 +119,10 @@ def sudoku_rows(tokens: np.ndarray, side: int) -> list[str]:
 
 
 def draw_sudoku(tokens: np.ndarray, box) -> str:
-    """A board with lines between boxes, '.' for blanks."""
-    rows = sudoku_rows(tokens, box.size)
-    rule = "-+-".join(["-" * (2 * box.cols - 1)] * (box.size // box.cols))
-    lines = []
-    for r, row in enumerate(rows):
-        if r and r % box.rows == 0:
-            lines.append(rule)
-        lines.append(" | ".join(" ".join(row[c:c + box.cols]) for c in range(0, box.size, box.cols)))
-    return "\n".join(lines)
+    from hrm.data.draw import draw_sudoku as draw
+    from hrm.data.sudoku import decode_tokens
+
+    return draw(decode_tokens(tokens), box)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -201,27 +196,24 @@ def read_arc(puzzle: Any, seq_len: int) -> Puzzle:
             for key in ("input", "output"):
                 if key in pair:
                     check_arc_grid(pair[key], f"{source}: {split}[{i}].{key}")
-    grids = [np.asarray(pair["input"], dtype=np.uint8) for pair in task["test"]]
+    grids = [check_arc_grid(pair["input"], f"{source}: test[{i}].input") for i, pair in enumerate(task["test"])]
     return Puzzle("arc", source, np.zeros((0, seq_len), np.int32), arc_task=task, name=name, grids=grids)
 
 
-def check_arc_grid(grid: Any, where: str) -> None:
-    if not isinstance(grid, list) or not grid or not all(isinstance(row, list) for row in grid):
-        raise PuzzleError(f"{where}: a grid is a non-empty list of rows (lists of colours 0-9)")
-    height, width = len(grid), len(grid[0])
-    if height > ARC_MAX or width > ARC_MAX or width == 0:
-        raise PuzzleError(f"{where}: grid is {height}x{width}; this model handles grids of 1x1 to "
-                          f"{ARC_MAX}x{ARC_MAX} (its canvas is {ARC_MAX}x{ARC_MAX})")
-    for r, row in enumerate(grid):
-        if len(row) != width:
-            raise PuzzleError(f"{where}: row {r} has {len(row)} cells, row 0 has {width}")
-        for c, cell in enumerate(row):
-            if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell <= 9:
-                raise PuzzleError(f"{where}: cell ({r}, {c}) is {cell!r}; colours are integers 0-9")
+def check_arc_grid(grid: Any, where: str) -> np.ndarray:
+    from hrm.data.arc import ArcInputError, parse_grid
+
+    try:
+        return parse_grid(grid, where)
+    except ArcInputError as e:
+        raise PuzzleError(f"{e} (this model reads grids of 1x1 to {ARC_MAX}x{ARC_MAX}, its canvas size)"
+                          if "larger than" in str(e) else str(e)) from None
 
 
-def draw_arc(grid: np.ndarray) -> str:
-    return "\n".join(" ".join(str(int(v)) for v in row) for row in np.asarray(grid))
+def draw_arc(grid: np.ndarray, color: bool = False) -> str:
+    from hrm.data.draw import draw_arc_grid
+
+    return draw_arc_grid(np.asarray(grid), color)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -160,14 +160,29 @@ def resolve_data_path(config: EvalConfig, resolved: Resolved) -> Path:
     return path
 
 
-def dataset_task(data_path: Path, seq_len: int, vocab_size: int) -> str:
+def dataset_task(data_path: Path | None, seq_len: int, vocab_size: int) -> str:
+    """sudoku | maze | arc | unknown: the dataset manifest's builder, else guessed from the sizes."""
     from hrm.data import read_manifest
-    from hrm.viz.tasks import detect_task
+    from hrm.data.draw import guess_kind
 
-    manifest = read_manifest(data_path) or {}
-    builder = str(manifest.get("builder", ""))
-    hint = next((t for t in ("sudoku", "maze", "arc") if builder.startswith(t)), None)
-    return detect_task(seq_len, vocab_size, hint)
+    builder = str(((read_manifest(data_path) if data_path else None) or {}).get("builder", ""))
+    for task in ("sudoku", "maze", "arc"):
+        if builder.startswith(task):
+            return task
+    if builder:
+        return "unknown"             # a builder we do not know (e.g. a test dataset): no guessing
+    try:
+        return guess_kind(seq_len, vocab_size)
+    except ValueError:
+        return "unknown"
+
+
+def dataset_box(data_path: Path | None) -> str | None:
+    """A Sudoku dataset's box shape ("2x3") as its builder recorded it, if it did."""
+    from hrm.data import read_manifest
+
+    box = (((read_manifest(data_path) if data_path else None) or {}).get("arguments") or {}).get("box")
+    return box if isinstance(box, str) else None
 
 
 def check_dataset(arch, info: dict[str, Any], data_path: Path, split: str, force: bool,
@@ -258,12 +273,10 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
                     "(never trained) embedding in this checkpoint: the identifier map differs from the training one")
         augmenter = None
         if config.tta > 1:
-            from hrm.data import read_manifest
             from hrm.evaluation.tta import augmenter_for
 
-            box = ((read_manifest(data_path) or {}).get("arguments") or {}).get("box")
             try:
-                augmenter = augmenter_for(task, meta.seq_len, meta.vocab_size, box if isinstance(box, str) else None)
+                augmenter = augmenter_for(task, meta.seq_len, meta.vocab_size, dataset_box(data_path))
             except ValueError as e:
                 raise EvalError(str(e)) from None
 

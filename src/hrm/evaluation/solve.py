@@ -103,12 +103,11 @@ def halt_sentence(halting: str, halt_max_steps: int, a: Answer) -> str:
 
 def _draw(task: str, rows: list, box_text: str | None = None) -> str:
     if task == "sudoku":
+        from hrm.data.draw import default_box
         from hrm.data.sudoku_solver import Box
         from hrm.evaluation.puzzles import draw_sudoku
-        from hrm.viz.tasks import sudoku_box
 
-        n = len(rows)
-        box = Box.parse(box_text) if box_text else Box(*sudoku_box(n))
+        box = Box.parse(box_text) if box_text else default_box(len(rows))
         return draw_sudoku(np.array([1 if ch == "." else int(ch) + 1 for ch in "".join(rows)]), box)
     if task == "maze":
         return "\n".join(rows)
@@ -124,7 +123,7 @@ class Solver:
     def __init__(self, checkpoint: str | Path, device: str = "auto", dtype: str = "auto",
                  data_path: str | Path | None = None, seq_len: int | None = None):
         from hrm.device import choose
-        from hrm.evaluation.runner import EvalError, dataset_task, resolve_checkpoint
+        from hrm.evaluation.runner import EvalError, dataset_box, dataset_task, resolve_checkpoint
         from hrm.models.checkpoint import CheckpointError, load_checkpoint
 
         self.choice = choose(device, dtype)
@@ -140,15 +139,8 @@ class Solver:
         except CheckpointError as e:
             raise EvalError(str(e)) from None
         self.head.eval()
-        self.box = None
-        if self.data_path is not None:
-            from hrm.data import read_manifest
-            self.task = dataset_task(self.data_path, self.arch.seq_len, self.arch.vocab_size)
-            box = ((read_manifest(self.data_path) or {}).get("arguments") or {}).get("box")
-            self.box = box if isinstance(box, str) else None
-        else:
-            from hrm.viz.tasks import detect_task
-            self.task = detect_task(self.arch.seq_len, self.arch.vocab_size)
+        self.task = dataset_task(self.data_path, self.arch.seq_len, self.arch.vocab_size)
+        self.box = dataset_box(self.data_path)
         if self.task == "unknown":
             raise EvalError(f"{self.checkpoint}: cannot tell which puzzles this checkpoint solves (vocab "
                             f"{self.arch.vocab_size}, seq_len {self.arch.seq_len}); pass data_path=its dataset")

@@ -62,9 +62,10 @@ def augmenter_for(task: str, seq_len: int, vocab_size: int, box: str | None = No
     if side * side != seq_len:
         raise ValueError(f"seq_len {seq_len} is not a square board")
     if task == "sudoku":
+        from hrm.data.draw import default_box
         from hrm.data.sudoku_solver import Box
 
-        shape = Box.parse(box) if box else Box(*{4: (2, 2), 6: (2, 3), 9: (3, 3)}.get(side, (0, 0)))
+        shape = Box.parse(box) if box else default_box(side)
         if shape.size != side:
             raise ValueError(f"box {shape} does not fit a {side}x{side} board")
         return Augmenter(task, seq_len, vocab_size, shape)
