@@ -158,9 +158,9 @@ class CheckReport:
 
 def take_valid(records: list[SudokuRecord], order: np.ndarray, count: int | None, box: Box, skip_invalid: bool,
                report: CheckReport, min_rating: float | None = None, exclude: set[bytes] | None = None,
-               chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Walk `records` in `order`, solving each (counting to 2), and return the first `count` valid ones
-    (all when count is None) as (puzzles, solutions, ratings).
+    (all when count is None) as (puzzles, solutions, ratings, number of entries of `order` walked).
 
     A puzzle with no solution or several, or whose given answer is not its solution, is an error naming
     its line; with skip_invalid it is counted in `report` and passed over. The rating is the source's
@@ -170,6 +170,7 @@ def take_valid(records: list[SudokuRecord], order: np.ndarray, count: int | None
     unreported; this keeps a 1k subsample of a 50k file fast.
     """
     kept: list[tuple[np.ndarray, np.ndarray, float]] = []
+    walked = 0
     for first in range(0, len(order), chunk):
         if count is not None and len(kept) >= count:
             break
@@ -178,6 +179,7 @@ def take_valid(records: list[SudokuRecord], order: np.ndarray, count: int | None
         for record, n_solutions, solution, effort in zip(batch, counts, solutions, branches):
             if count is not None and len(kept) >= count:
                 break
+            walked += 1
             if n_solutions == 0:
                 problem = "no solution"
             elif n_solutions > 1:
@@ -195,9 +197,9 @@ def take_valid(records: list[SudokuRecord], order: np.ndarray, count: int | None
             report.reject(problem)
     report.kept += len(kept)
     if not kept:
-        return np.zeros((0, box.cells), np.int8), np.zeros((0, box.cells), np.int8), np.zeros(0)
+        return np.zeros((0, box.cells), np.int8), np.zeros((0, box.cells), np.int8), np.zeros(0), walked
     puzzles, solutions, ratings = zip(*kept)
-    return np.stack(puzzles), np.stack(solutions), np.array(ratings)
+    return np.stack(puzzles), np.stack(solutions), np.array(ratings), walked
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -396,15 +398,14 @@ def build_from_files(output_dir: str | Path, inputs: Iterable[str | Path], test_
     order = rng.permutation(len(pool))
     if test_inputs:
         test_pool = [record for path in test_inputs for record in read_sudoku_file(path, box)]
-        test = take_valid(test_pool, np.arange(len(test_pool)), None, box, skip_invalid, report, min_difficulty)
+        test = take_valid(test_pool, np.arange(len(test_pool)), None, box, skip_invalid, report, min_difficulty)[:3]
     else:
         size = max(1, len(pool) // 10) if test_size is None else test_size
-        test = take_valid(pool, order, size, box, skip_invalid, report, min_difficulty)
+        *test, walked = take_valid(pool, order, size, box, skip_invalid, report, min_difficulty)
         test_keys = {canonical_key(p, box) for p in test[0]}
-        taken = {p.tobytes() for p in test[0]}
-        order = np.array([i for i in order if pool[i].puzzle.tobytes() not in taken], dtype=np.int64)
+        order = order[walked:]
     train = take_valid(pool, order, subsample_size, box, skip_invalid, report, min_difficulty,
-                       exclude=None if test_inputs else test_keys)
+                       exclude=None if test_inputs else test_keys)[:3]
     if len(train[0]) == 0 or len(test[0]) == 0:
         raise SudokuInputError(f"nothing to build: {len(train[0])} training and {len(test[0])} test puzzles ({report})")
     log(f"sudoku {box.size}x{box.size}: {report}; {len(train[0])} train x {1 + num_aug} versions, {len(test[0])} test")

@@ -1,0 +1,164 @@
+"""`hrm data ...`: build, check and show puzzle datasets.
+
+    hrm data sudoku --output-dir DIR (--input FILE... | --generate N) [--box 3x3] [--num-aug N] ...
+    hrm data maze   --output-dir DIR (--input FILE... | --generate N) [--size 30] [--min-path-length L] [--aug]
+    hrm data arc    --output-dir DIR --dataset-dirs DIR... [--num-aug 1000] [--strict] [--workers N]
+    hrm data check  PATH
+    hrm data show   PATH --index I [--split train|test]
+
+Flags keep the original builders' names (--output-dir, --subsample-size, --num-aug, --dataset-dirs,
+--min-difficulty, --aug); every build takes --seed and gives identical bytes for identical arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hrm.data.format import DatasetFormatError
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (DatasetFormatError, FileExistsError, ValueError, RuntimeError)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", required=True, help="dataset folder to create (must not exist)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw of the build (default 0)")
+
+
+def _sources(parser: argparse.ArgumentParser, noun: str) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", metavar="FILE", help=f"{noun} files in the original CSV format"
+                        + (" or plain lists" if noun == "puzzle" else ""))
+    source.add_argument("--generate", type=int, metavar="N", help=f"generate N training {noun}s")
+    parser.add_argument("--test-input", nargs="+", metavar="FILE", default=[],
+                        help="test split source (default: hold out --test-size of --input)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="test puzzles held out of --input (default: a tenth) or generated (default: N // 10, at least 1)")
+    parser.add_argument("--subsample-size", type=int, default=None, help="draw this many training puzzles of --input")
+    parser.add_argument("--skip-invalid", action="store_true", help="drop invalid puzzles (counted) instead of failing")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hrm data", description="Build, check and show puzzle datasets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("sudoku", help="build a Sudoku dataset from files or by generating puzzles")
+    _common(p)
+    _sources(p, "puzzle")
+    p.add_argument("--box", default="3x3", help="box shape RxC: 3x3 (9x9 board), 2x3 (6x6), 2x2 (4x4) ...")
+    p.add_argument("--num-aug", type=int, default=0, help="augmented versions per training puzzle (default 0)")
+    p.add_argument("--min-difficulty", type=float, default=None,
+                   help="keep puzzles rated at least this (the CSV rating column, else the solver's branch points)")
+    p.add_argument("--difficulty", default="any",
+                   help="generated puzzles: easy (no search), medium (1-4 branch points), hard (5+), any, or MIN[:MAX]")
+    p.add_argument("--min-blanks", type=int, default=0, help="generated puzzles: fewest blanks")
+    p.add_argument("--max-blanks", type=int, default=None, help="generated puzzles: most blanks (default: as many as stay unique)")
+
+    p = commands.add_parser("maze", help="build a maze dataset from files or by generating mazes")
+    _common(p)
+    _sources(p, "maze")
+    p.add_argument("--size", type=int, default=30, help="generated mazes: N x N (default 30)")
+    p.add_argument("--min-path-length", type=int, default=0,
+                   help="keep mazes whose shortest path has at least this many moves (Maze-30x30-Hard: 111)")
+    p.add_argument("--aug", action="store_true", help="add the 8 dihedral versions of each training maze")
+
+    p = commands.add_parser("arc", help="build an ARC dataset from ARC-AGI / ConceptARC folders or Kaggle files")
+    p.add_argument("--output-dir", required=True, help="dataset folder to create (must not exist)")
+    p.add_argument("--seed", type=int, default=42, help="seed (default 42, the original's)")
+    p.add_argument("--dataset-dirs", nargs="+", required=True, metavar="DIR",
+                   help="ARC-AGI / ConceptARC folders (repository roots or task folders) or Kaggle *_challenges.json files")
+    p.add_argument("--num-aug", type=int, default=1000, help="augmented versions per task (default 1000)")
+    p.add_argument("--strict", action="store_true", help="keep evaluation tasks' demonstration pairs out of training")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; the bytes do not depend on it)")
+
+    p = commands.add_parser("check", help="validate a dataset's format and manifest and print a summary")
+    p.add_argument("path")
+    p.add_argument("--quick", action="store_true", help="hash only the small files (the index tables, metadata)")
+
+    p = commands.add_parser("show", help="draw puzzles of a dataset in the terminal")
+    p.add_argument("path")
+    p.add_argument("--index", type=int, nargs="+", default=[0], help="example index (or indices) in the split")
+    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="ARC colours")
+    return parser
+
+
+def _build_args(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("command", "output_dir")}
+
+
+def _sudoku(args: argparse.Namespace) -> None:
+    from hrm.data import sudoku
+    from hrm.data.sudoku_solver import Box
+
+    box = Box.parse(args.box)
+    if args.generate is not None:
+        n_test = args.test_size if args.test_size is not None else max(1, args.generate // 10)
+        sudoku.build_generated_dataset(args.output_dir, args.generate, n_test, box, args.min_blanks, args.max_blanks,
+                                       args.difficulty, args.num_aug, args.seed, _build_args(args))
+    else:
+        sudoku.build_from_files(args.output_dir, args.input, args.test_input, box, args.test_size, args.subsample_size,
+                                args.num_aug, args.min_difficulty, args.skip_invalid, args.seed, _build_args(args))
+
+
+def _maze(args: argparse.Namespace) -> None:
+    from hrm.data import maze
+
+    if args.generate is not None:
+        n_test = args.test_size if args.test_size is not None else max(1, args.generate // 10)
+        maze.build_generated(args.output_dir, args.generate, n_test, args.size, args.min_path_length, args.aug,
+                             args.seed, _build_args(args))
+    else:
+        maze.build_from_files(args.output_dir, args.input, args.test_input, args.test_size, args.subsample_size,
+                              args.min_path_length, args.aug, args.skip_invalid, args.seed, _build_args(args))
+
+
+def _arc(args: argparse.Namespace) -> None:
+    from hrm.data import arc
+
+    arc.build(args.output_dir, args.dataset_dirs, args.num_aug, args.seed, args.strict, args.workers, _build_args(args))
+
+
+def _check(args: argparse.Namespace) -> None:
+    from hrm.data.check import check_dataset
+
+    print("\n".join(check_dataset(args.path, "quick" if args.quick else "full")))
+    print("OK")
+
+
+def _show(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from hrm.data import draw
+    from hrm.data.check import builder_of
+    from hrm.data.format import load_identifiers, load_metadata, load_set_arrays
+    from hrm.data.manifest import read_manifest
+    from hrm.data.sudoku_solver import Box
+
+    metadata = load_metadata(args.path, args.split)
+    kind = builder_of(args.path) or draw.guess_kind(metadata.seq_len, metadata.vocab_size)
+    manifest = read_manifest(args.path) or {}
+    box_text = (manifest.get("arguments") or {}).get("box")
+    box = Box.parse(box_text) if kind == "sudoku" and box_text else None
+    identifiers = load_identifiers(args.path)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    arrays = load_set_arrays(args.path, args.split, metadata.sets[0])
+    for index in args.index:
+        if not 0 <= index < len(arrays["inputs"]):
+            raise ValueError(f"--index {index} is outside 0..{len(arrays['inputs']) - 1} ({args.split} split)")
+        puzzle = int(np.searchsorted(arrays["puzzle_indices"], index, side="right") - 1)
+        group = int(np.searchsorted(arrays["group_indices"], puzzle, side="right") - 1)
+        name = identifiers[int(arrays["puzzle_identifiers"][puzzle])]
+        print(f"{args.split} example {index}: puzzle {puzzle} ({name}), group {group}")
+        print(draw.draw_example(kind, arrays["inputs"][index], arrays["labels"][index], box=box, color=color))
+        print()
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"sudoku": _sudoku, "maze": _maze, "arc": _arc, "check": _check, "show": _show}
+    try:
+        handlers[args.command](args)
+    except _USER_ERRORS as error:
+        print(f"hrm data {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
