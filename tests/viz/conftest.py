@@ -1,6 +1,7 @@
 """Small datasets and predictions, written in the real on-disk formats, for the visualiser's tests."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,76 @@ def sudoku_predictions(sudoku_dataset, tmp_path) -> Path:
 @pytest.fixture
 def arc_dataset(tmp_path) -> Path:
     return write_arc_dataset(tmp_path / "arc")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The server and the browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "viz"
+CHROMIUM = Path(os.environ.get("HRM_CHROMIUM", "/usr/bin/chromium"))
+# Debian's chromium, driven by Playwright; never Playwright's own browser download.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip locally; under CI (CI=true) a missing browser is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def serve():
+    """serve(load, model=None) -> a running VizServer on a free loopback port; stopped after the test."""
+    from hrm.viz.server import VizServer
+
+    servers = []
+
+    def start(load, model=None):
+        server = VizServer(0, load, model)
+        server.start_in_thread()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.is_file():
+        skip_or_fail(f"{CHROMIUM} not found: the browser tests need Debian's chromium "
+                     f"(run scripts/install-browser.sh, or set HRM_CHROMIUM)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("the browser tests need the playwright package (pip install -e '.[dev]')")
+    with sync_playwright() as playwright:
+        # Playwright gives every launch a fresh temporary profile (--user-data-dir).
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; page.errors collects uncaught page errors, which a test should see none of."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a screenshot as a test artefact (test-artifacts/viz/NAME.png, git-ignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

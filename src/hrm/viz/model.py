@@ -6,10 +6,10 @@
     torch_trajectory(model, inputs)      the answer at every ACT step, from PyTorch (hrm.evaluation.loop)
 
 model.json tells the page everything it needs to drive the ACT loop (static/solver.js):
-    task, seq_len, vocab_size, board_size, box, halt_max_steps, puzzle_identifier,
-    carry_shape [1, T, D] and carry_init {z_H: H_init, z_L: L_init} (a fresh carry holds these at every
-    position), and onnx: {inputs: [{name, role, dtype}], outputs: [{name, role}]} naming which graph input
-    or output is the carry (z_H, z_L), the tokens, the puzzle identifiers, the logits and the Q logits.
+    everything in the export's metadata (hrm.export.metadata: seq_len, vocab_size, halt_max_steps,
+    carry_shape [1, T, D], carry_init {z_H: H_init, z_L: L_init}, io), plus task, board_size, box,
+    puzzle_identifier, and onnx = the export's io: which graph input or output is the carry (z_H, z_L),
+    the tokens, the puzzle identifiers, the logits and the Q logits.
 """
 from __future__ import annotations
 
@@ -83,57 +83,33 @@ def _recorded_data_path(resolved) -> Path | None:
 # ----------------------------------------------------------------------------------------------------
 # The browser's model
 
-def browser_metadata(model: LoadedModel, onnx_io: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
-    config, inner = model.config, model.head.model.inner
-    positions = inner.puzzle_emb_len + config.seq_len
-    side = math.isqrt(config.seq_len)
+def browser_metadata(model: LoadedModel, export: dict[str, Any]) -> dict[str, Any]:
+    """The export's own metadata (hrm.export.metadata) plus what the page needs to know about the puzzles."""
+    side = math.isqrt(model.config.seq_len)
     return {
-        "format": BROWSER_MODEL_FORMAT, "version": 1,
+        **export,
+        "format": BROWSER_MODEL_FORMAT, "version": 1, "export_format": export["format"],
         "task": model.task, "checkpoint": str(model.path),
-        "seq_len": config.seq_len, "vocab_size": config.vocab_size,
         "board_size": side if model.task == "sudoku" else None, "box": list(model.box) if model.box else None,
-        "halt_max_steps": config.halt_max_steps, "puzzle_identifier": 0,
-        "carry_shape": [1, positions, config.hidden_size],
-        "carry_init": {"z_H": inner.H_init.float().tolist(), "z_L": inner.L_init.float().tolist()},
-        "onnx": onnx_io,
+        "puzzle_identifier": 0,          # Sudoku datasets give every puzzle identifier 0 (spec §10.1)
+        "onnx": export["io"],
     }
 
 
 def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Write model.onnx and model.json into out_dir; returns (onnx path, metadata)."""
-    from hrm.export import onnx as onnx_export
+    """Export one ACT step to out_dir/model.onnx (hrm.export) and write model.json; returns (onnx, metadata)."""
+    from hrm.export.metadata import read_sidecar
+    from hrm.export.onnx_export import export_onnx
+    from hrm.models.checkpoint import _atomic_write_bytes
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
-    onnx_export.export_step(model.head, onnx_path)
-    metadata = browser_metadata(model, onnx_roles(onnx_path))
-    (out_dir / "model.json").write_text(json.dumps(metadata) + "\n")
+    onnx_path = export_onnx(model.head.model.inner, out_dir / "model.onnx", kind="step", source=str(model.path))
+    if (out_dir / "model.onnx.data").exists():
+        raise ModelError(f"{model.path}: the model is over 1 GiB and was exported with external weights, "
+                         "which the browser cannot load")
+    metadata = browser_metadata(model, read_sidecar(onnx_path))
+    _atomic_write_bytes(out_dir / "model.json", lambda tmp: Path(tmp).write_text(json.dumps(metadata) + "\n"))
     return onnx_path, metadata
-
-
-ROLES = {"z_H": "z_H", "z_L": "z_L", "inputs": "inputs", "puzzle_identifiers": "puzzle_identifiers",
-         "logits": "logits", "q_halt": "q_halt", "q_continue": "q_continue"}
-
-
-def onnx_roles(onnx_path: Path) -> dict[str, list[dict[str, str]]]:
-    """Which graph input/output plays which role, from the names the exporter gave them."""
-    import onnx
-
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    dtypes = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT64: "int64"}
-
-    def role(name: str) -> str:
-        key = name.removeprefix("new_").removesuffix("_out").removesuffix("_logits")
-        key = {"q_halt": "q_halt", "q_continue": "q_continue"}.get(key, key)
-        if key not in ROLES:
-            raise ModelError(f"{onnx_path}: graph input/output {name!r} has no known role ({', '.join(ROLES)})")
-        return ROLES[key]
-
-    inputs = [{"name": i.name, "role": role(i.name), "dtype": dtypes[i.type.tensor_type.elem_type]}
-              for i in graph.input]
-    outputs = [{"name": o.name, "role": role(o.name)} for o in graph.output]
-    return {"inputs": inputs, "outputs": outputs}
 
 
 # ----------------------------------------------------------------------------------------------------

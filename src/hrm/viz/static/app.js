@@ -94,6 +94,7 @@ async function selectExample(index) {
   const example = await getJSON(`/api/example?split=${encodeURIComponent(state.split)}&index=${index}`);
   state.example = example;
   showExample(example);
+  document.body.dataset.example = `${example.split}:${example.index}`;   // for tests and deep links
 }
 
 function firstHalt(qHalt, qContinue) {

@@ -28,6 +28,7 @@ export class Timeline {
     this.qContinue = qContinue;
     this.describe = describe;
     this.container.replaceChildren();
+    delete this.container.dataset.step;
     if (steps < 1) return;
 
     const controls = document.createElement("div");
@@ -92,6 +93,7 @@ export class Timeline {
     this.bars.forEach((bar, i) => bar.classList.toggle("current", i + 1 === this.step));
     this.info.textContent = this.describe ? this.describe(this.step) : `step ${this.step} / ${this.steps}`;
     this.onStep(this.step);
+    this.container.dataset.step = this.step;
   }
 
   play() {
