@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import re
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -328,27 +329,29 @@ def encode_versions(examples: list[tuple[np.ndarray, np.ndarray]], versions: lis
             templates[0, t, e, :SEQ_LEN] = grid_to_seq(gin)
             templates[1, t, e, :SEQ_LEN] = grid_to_seq(gout)
             extent[t, e] = max(gin.shape[0], gout.shape[0]), max(gin.shape[1], gout.shape[1])
-    cell_r, cell_c = np.divmod(np.arange(SEQ_LEN), MAX_GRID)
+    cell_r, cell_c = np.divmod(np.arange(SEQ_LEN, dtype=np.int32), MAX_GRID)
     for first in range(0, len(versions), chunk):
         block = versions[first:first + chunk]
-        tids = np.array([tid for tid, _ in block])
+        tids = np.array([tid for tid, _ in block], dtype=np.int32)
         lookup = np.array([np.concatenate([[PAD_ID, EOS_ID], colour_map + COLOR_OFFSET]) for _, colour_map in block],
                           dtype=np.uint8)                                        # (V, 12): code -> token
         if translate:
             room = MAX_GRID - extent[tids]                                       # (V, E, 2)
-            offsets = np.floor(rng.random(room.shape) * (room + 1)).astype(np.int64)
+            offsets = np.floor(rng.random(room.shape) * (room + 1)).astype(np.int32)
             keep = rng.integers(0, n_examples, size=len(block))                  # the untranslated example
             offsets[np.arange(len(block)), keep] = 0
             src_r = cell_r[None, None, :] - offsets[:, :, 0, None]
             src_c = cell_c[None, None, :] - offsets[:, :, 1, None]
             index = np.where((src_r >= 0) & (src_c >= 0), src_r * MAX_GRID + src_c, SEQ_LEN)  # (V, E, 900)
         else:
-            index = np.broadcast_to(np.arange(SEQ_LEN), (len(block), n_examples, SEQ_LEN))
-        e_index = np.arange(n_examples)[None, :, None]
+            index = np.broadcast_to(np.arange(SEQ_LEN, dtype=np.int32), (len(block), n_examples, SEQ_LEN))
+        # One flat gather per side: template (tid, example) then cell; then code -> token per version.
+        flat = (tids[:, None, None] * n_examples + np.arange(n_examples, dtype=np.int32)[None, :, None]) * (SEQ_LEN + 1) + index
         out = []
         for side in range(2):
-            codes = templates[side][tids[:, None, None], e_index, index]        # (V, E, 900)
-            out.append(np.take_along_axis(lookup[:, None, :], codes.astype(np.intp), axis=2).reshape(-1, SEQ_LEN))
+            codes = np.take(templates[side], flat)                              # (V, E, 900) codes
+            tokens = np.take(lookup, codes + (np.arange(len(block), dtype=np.int32) * lookup.shape[1])[:, None, None])
+            out.append(tokens.reshape(-1, SEQ_LEN))
         yield out[0], out[1]
 
 
@@ -395,7 +398,7 @@ def build(output_dir: str | Path, dataset_dirs: Iterable[str | Path], num_aug: i
         jobs = ((task, num_aug, seed, strict) for task in tasks)
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
         try:
-            results = pool.imap(_process_task_star, jobs, chunksize=1) if pool else map(_process_task_star, jobs)
+            results = _in_order(pool, jobs, 2 * workers) if pool else map(_process_task_star, jobs)
             progress = _progress(len(tasks))
             for result in results:
                 short += result["versions"] < num_aug + 1
@@ -425,6 +428,18 @@ def build(output_dir: str | Path, dataset_dirs: Iterable[str | Path], num_aug: i
         if short:
             log(f"arc: {short} tasks have fewer than {num_aug + 1} distinct versions (too few colours or symmetric grids)")
         return writer.commit(names, pad_id=PAD_ID, ignore_label_id=PAD_ID, blank_identifier_id=0, vocab_size=VOCAB_SIZE)
+
+
+def _in_order(pool, jobs: Iterator[tuple], window: int) -> Iterator[dict[str, Any]]:
+    """Results of `jobs` in order, with at most `window` in flight, so that finished tasks never pile up
+    in memory while the writer catches up (Pool.imap has no such bound)."""
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_process_task_star, (job,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _progress(total: int):
