@@ -36,14 +36,16 @@ def sudoku_arrays(count: int, seed: int, box_rows: int = 3, box_cols: int = 3) -
     return np.array(inputs, dtype=np.uint8), np.array(labels, dtype=np.uint8)
 
 
-def write_sudoku_dataset(root: Path, n_train: int = 2, n_test: int = 6, seed: int = 0) -> Path:
-    with DatasetWriter(root, builder="sudoku", arguments={"test": True}, seed=seed) as writer:
+def write_sudoku_dataset(root: Path, n_train: int = 2, n_test: int = 6, seed: int = 0, box=(3, 3)) -> Path:
+    n = box[0] * box[1]
+    arguments = {"box": f"{box[0]}x{box[1]}"}          # as `hrm data sudoku --box` records it
+    with DatasetWriter(root, builder="sudoku", arguments=arguments, seed=seed) as writer:
         for split, count in (("train", n_train), ("test", n_test)):
-            inputs, labels = sudoku_arrays(count, seed + (split == "test"))
-            split_writer = writer.split(split, seq_len=81)
+            inputs, labels = sudoku_arrays(count, seed + (split == "test"), *box)
+            split_writer = writer.split(split, seq_len=n * n)
             for i in range(count):
                 split_writer.add_group(inputs[i:i + 1], labels[i:i + 1], [1], [0])
-        writer.commit(identifiers=["<blank>"], pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=11)
+        writer.commit(identifiers=["<blank>"], pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=n + 2)
     return root
 
 
@@ -56,11 +58,11 @@ def step_trajectory(inputs: np.ndarray, labels: np.ndarray, steps: int, wrong_ro
     for k in range(steps):
         known = np.zeros((n, s), dtype=bool)
         np.put_along_axis(known, order[:, : int(s * (k + 1) / steps)], True, axis=1)
-        wrong = np.where(labels == 10, 2, labels + 1)          # a different digit
+        wrong = np.where(labels == labels.max(), 2, labels + 1)   # a different digit
         step_predictions[:, k] = np.where(known | (inputs > 1), labels, wrong)
     for row in wrong_rows:
-        step_predictions[row, -1, order[row, :2]] = np.where(labels[row, order[row, :2]] == 10, 2,
-                                                             labels[row, order[row, :2]] + 1)
+        cells = order[row, :2]
+        step_predictions[row, -1, cells] = np.where(labels[row, cells] == labels.max(), 2, labels[row, cells] + 1)
     q_halt = np.linspace(-4, 3, steps, dtype=np.float32)[None].repeat(n, 0) + np.arange(n, dtype=np.float32)[:, None] * 0.1
     q_continue = np.zeros((n, steps), dtype=np.float32)
     return step_predictions, q_halt, q_continue
