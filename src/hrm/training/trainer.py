@@ -16,6 +16,7 @@ files, and `torch.compile` on CUDA by default, falling back to eager with a warn
 from __future__ import annotations
 
 import dataclasses
+import random
 import signal
 import sys
 import time
@@ -25,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from hrm.device import choose
-from hrm.models import ACTCarry, build_model
+from hrm.models import IGNORE_LABEL_ID, build_model
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
 from hrm.training.config import TrainConfig, config_to_dict, save_config
@@ -112,8 +114,12 @@ class Trainer:
                                           batch_size=config.global_batch_size // world)
         self.total_steps = count_steps(config.epochs, meta.total_groups, meta.mean_puzzle_examples, config.global_batch_size)
 
-        # Model: seeded seed + rank as the original, then rank 0's weights everywhere.
+        # Model: seeded seed + rank as the original, then rank 0's weights everywhere. NOTE: numpy's and
+        # Python's global generators are seeded too (the original leaves them), so a run is a function of
+        # its config alone.
         torch.random.manual_seed(config.seed + rank)
+        np.random.seed(config.seed + rank)
+        random.seed(config.seed + rank)
         self.head = build_model(config.arch, forward_dtype=self.dtype, device=self.device)
         dist_.broadcast_module(self.head, self.processes)
         self.named_params = list(self.head.named_parameters())
@@ -315,44 +321,73 @@ class Trainer:
     def _evaluate_and_log(self, bar) -> bool:
         if self.test_data is None:
             return False
-        from hrm.evaluation.loop import evaluate
-        from hrm.evaluation.metrics import exact, normalise
+        from hrm.evaluation.metrics import normalise
 
-        eval_module = self.forward
-        eval_module.eval()
+        module = self.forward
+        module.eval()
         try:
-            outputs = evaluate(eval_module, self.test_data, self.device, max_examples=self.config.data.eval_max_examples)
+            sums, rows = self._evaluate(module)
         except Exception as e:  # noqa: BLE001 - a compiler failure in eval mode: retry eagerly
-            if eval_module is self.head or isinstance(e, torch.OutOfMemoryError):
+            if module is self.head or isinstance(e, torch.OutOfMemoryError):
                 raise
             warnings.warn(f"torch.compile failed in evaluation ({type(e).__name__}); continuing in eager mode",
                           RuntimeWarning, stacklevel=2)
             self.forward = self.head
             self.head.eval()
-            outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples)
-        metrics = {f"eval/{k}": float(v) for k, v in normalise(outputs.metric_sums).items()}
+            sums, rows = self._evaluate(self.head)
+        metrics = {f"eval/{k}": float(v) for k, v in normalise(sums).items()}
         self.last_eval = metrics
         if self.processes.is_main:
             self.loggers.log(self.step, metrics)
             message = (f"eval at step {self.step}: exact_accuracy {metrics['eval/exact_accuracy']:.4f}, "
                        f"accuracy {metrics['eval/accuracy']:.4f} on {metrics['eval/count']:.0f} examples")
             (bar.write if bar is not None else print)(message)
-            if self.config.eval_save_outputs:
-                rows = dict(outputs.rows, exact=exact(outputs.rows["predictions"], outputs.rows["labels"]))
-                self._save_predictions(rows, outputs.halt_max_steps)
+            if rows is not None:
+                self._save_predictions(rows)
         return self._emit(TrainEvent("eval", self.step, self.total_steps, metrics, self.run_dir))
 
-    def _save_predictions(self, rows, halt_max_steps: int) -> None:
+    def _evaluate(self, module) -> tuple[dict[str, float], Any]:
+        """The test split (or its first data.eval_max_examples) in eval mode: every row runs halt_max_steps
+        segments from a fresh carry (spec §8.6). Returns the loss head's metric sums over all ranks and,
+        when eval_save_outputs asks for them, the rows (hrm.evaluation.loop.evaluate gathers them)."""
+        from hrm.evaluation.loop import METRIC_KEYS, evaluate, run_act
+
+        max_examples = self.config.data.eval_max_examples
+        if self.config.eval_save_outputs:
+            outputs = evaluate(module, self.test_data, self.device, max_examples=max_examples)
+            return outputs.metric_sums, (outputs.rows if self.processes.is_main else None)
+        # Without outputs to save only the sums are kept, so a large test split costs no host memory.
+        data = self.test_data
+        offsets = torch.arange(data.local_batch_size) + data.rank * data.local_batch_size
+        sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
+        seen = 0
+        for test_batch in data.iter_test_batches():
+            if max_examples is not None and seen >= max_examples:
+                break
+            real = test_batch.global_size if max_examples is None else min(test_batch.global_size, max_examples - seen)
+            seen += test_batch.global_size
+            batch = dict(test_batch.batch)
+            if real < test_batch.global_size:          # the prefix ends inside this batch: ignore the rest
+                batch["labels"] = torch.where((offsets >= real).unsqueeze(-1), IGNORE_LABEL_ID, batch["labels"])
+            out = run_act(module, {k: v.to(self.device) for k, v in batch.items()})
+            sums += torch.tensor([float(out.metrics[k]) for k in METRIC_KEYS], dtype=torch.float64)
+        sums = dist_.reduce_to_main(sums.to(self.device if self.device.type == "cuda" else "cpu"), self.processes)
+        return dict(zip(METRIC_KEYS, sums.tolist())), None
+
+    def _save_predictions(self, rows: dict) -> None:
         """NOTE: the original saves the keys named in eval_save_outputs with torch.save; hrm writes the
         standard predictions file (notes/PREDICTIONS.md) whenever eval_save_outputs is not empty."""
         from hrm.data import read_manifest
+        from hrm.evaluation.metrics import exact
         from hrm.evaluation.predictions import write_predictions
 
+        rows = dict(rows, exact=exact(rows["predictions"], rows["labels"]))
         builder = (read_manifest(self.config.data_path) or {}).get("builder", "unknown")
         task = builder if builder in ("sudoku", "maze", "arc") else "unknown"
         write_predictions(self.run_dir / "predictions" / f"step_{self.step}", rows, {
             "task": task, "data_path": str(self.config.data_path), "split": "test",
-            "checkpoint": str(self.checkpoints_dir / f"step_{self.step}"), "halt_max_steps": halt_max_steps,
+            "checkpoint": str(self.checkpoints_dir / f"step_{self.step}"),
+            "halt_max_steps": self.config.arch.halt_max_steps,
             "dataset_hash": self.dataset_hash})
 
     # ------------------------------------------------------------------------------------------------

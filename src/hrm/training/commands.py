@@ -1,0 +1,137 @@
+"""`hrm train`, `hrm plot` and `hrm doctor`.
+
+    hrm train [--config NAME|PATH] [key=value ...]        a new run
+    hrm train resume=RUN_DIR [key=value ...]              continue a run exactly where its checkpoint is
+    hrm plot RUN_DIR [-o curves.png]
+    hrm doctor [--json]
+
+`--config` takes a preset of configs/ (e.g. sudoku_extreme_1k) or a YAML file; the overrides use the
+original's key names, so its command lines work after `hrm train`. Under torchrun:
+    torchrun --nproc-per-node 8 -m hrm.cli train --config sudoku_extreme_1k data_path=...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hrm.training.config import ConfigError, all_keys
+
+# Keys a resumed run may not change: they define the model, the data order or the batches.
+FIXED_ON_RESUME = ("arch.", "global_batch_size", "seed", "eval_interval")
+
+TRAIN_EPILOG = """examples:
+  hrm train --config sudoku_extreme_1k_single_gpu data_path=data/sudoku-extreme-1k-aug-1000
+  hrm train data_path=data/sudoku-extreme-1k-aug-1000 epochs=20000 eval_interval=2000 \\
+      global_batch_size=384 lr=7e-5 puzzle_emb_lr=7e-5 weight_decay=1.0 puzzle_emb_weight_decay=1.0
+  hrm train resume=checkpoints/Sudoku-extreme-1k-aug-1000\\ ACT-torch/hrm_act_v1-20250101-120000
+  hrm train --config cpu_tiny data_path=... logger=tensorboard compile=false checkpoint_interval=500
+
+`hrm train --keys` lists every key. Presets live in configs/.
+"""
+
+
+def _split_resume(overrides: list[str]) -> tuple[str | None, list[str]]:
+    resume = [o for o in overrides if o.lstrip("+").startswith("resume=")]
+    rest = [o for o in overrides if o not in resume]
+    if len(resume) > 1:
+        raise ConfigError("command line: resume= is given more than once")
+    return (resume[0].split("=", 1)[1] if resume else None), rest
+
+
+def build_config(config_arg: str | None, overrides: list[str]):
+    """The run's TrainConfig from the command line (a new run, or resume=RUN_DIR plus overrides)."""
+    from hrm.training.checkpointing import find_checkpoint
+    from hrm.training.config import load_config, parse_overrides, preset_path
+
+    resume, overrides = _split_resume(overrides)
+    if resume is None:
+        return load_config(preset_path(config_arg) if config_arg else None, overrides)
+    if config_arg:
+        raise ConfigError("command line: --config and resume= do not go together: a resumed run uses the "
+                          "all_config.yaml saved in its directory")
+    run_dir = find_checkpoint(resume).parent.parent
+    saved = run_dir / "all_config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{saved}: missing; it holds the run's config")
+    for key, _ in parse_overrides(overrides):
+        if key.startswith(FIXED_ON_RESUME) or key in ("checkpoint_path", "run_name", "project_name"):
+            raise ConfigError(f"command line '{key}=...': cannot change {key} when resuming (it fixes the model, "
+                              "the batches or the run directory); start a new run instead")
+    config = load_config(saved, overrides)
+    config.resume = str(resume)
+    return config
+
+
+def train_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm train", description="Train an HRM (the original's loop) on CPU, "
+                                     "CUDA or MPS; one process, or many under torchrun.", epilog=TRAIN_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", "-c", metavar="NAME|PATH", help="a preset in configs/ or a YAML file")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--keys", action="store_true", help="list every config key and exit")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. lr=7e-5 arch.L_cycles=8 resume=RUN_DIR")
+    args = parser.parse_args(argv)
+    if args.keys:
+        print("\n".join(all_keys() + ["logger (= logging.logger)", "resume (= a run directory)"]))
+        return 0
+
+    from hrm.models.checkpoint import CheckpointError
+
+    try:
+        config = build_config(args.config, args.overrides)
+    except (ConfigError, CheckpointError) as e:
+        print(f"hrm train: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import dataclasses
+
+        import yaml
+        print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), end="")
+        return 0
+
+    from hrm.data import DatasetFormatError
+    from hrm.training.trainer import train
+
+    try:
+        result = train(config)
+    except (ConfigError, CheckpointError, DatasetFormatError, FileExistsError) as e:
+        print(f"hrm train: {e}", file=sys.stderr)
+        return 1
+    if os.environ.get("RANK", "0") == "0":          # one line, from rank 0 under torchrun
+        headline = result.eval_metrics.get("eval/exact_accuracy")
+        summary = f"eval exact_accuracy {headline:.4f}, " if headline is not None else ""
+        print(f"done at step {result.step}/{result.total_steps}: {summary}run dir {result.run_dir}"
+              + (f", last checkpoint {result.checkpoint.name}" if result.checkpoint else ""))
+    return 0
+
+
+def plot_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm plot", description="Draw a run's training and evaluation curves to PNG.")
+    parser.add_argument("run_dir", type=Path, help="a run directory of `hrm train` (it holds metrics.jsonl)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="PNG path (default RUN_DIR/curves.png)")
+    parser.add_argument("--linear", action="store_true", help="linear loss axis (default: logarithmic)")
+    args = parser.parse_args(argv)
+    from hrm.training.plot import plot_run
+
+    try:
+        path = plot_run(args.run_dir, args.output, log_loss=not args.linear)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"hrm plot: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+def doctor_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm doctor", description="Report the device, dtype, torch and optional "
+                                     "packages, what each enables, and what to install for what is missing.")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    from hrm.training.doctor import format_report, report
+
+    r = report()
+    print(json.dumps(r, indent=2) if args.json else format_report(r))
+    return 0
