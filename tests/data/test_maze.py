@@ -19,6 +19,14 @@ def test_generated_mazes_have_unique_long_shortest_paths():
     assert len({maze.canonical_key(t) for t in inputs}) == 6
 
 
+def test_generated_dataset_is_byte_identical_on_rebuild(tmp_path):
+    first = maze.build_generated(tmp_path / "a", 6, 2, size=11, min_path_length=12, aug=True, seed=4, log=lambda *_: None)
+    second = maze.build_generated(tmp_path / "b", 6, 2, size=11, min_path_length=12, aug=True, seed=4, log=lambda *_: None)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert len(files) == 14
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+
+
 def test_text_round_trip_and_errors():
     text = "#S #\n# G#".replace("\n", "  ")[:16]
     assert maze.tokens_to_text(maze.text_to_tokens(text)) == text

@@ -1,6 +1,10 @@
 """Sudoku: the solver, readers, generator (general boxes), augmentation and the builder."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,7 +12,7 @@ from hrm.data import sudoku
 from hrm.data.sudoku import SudokuInputError, canonical_key, parse_board
 from hrm.data.sudoku_solver import Box, solve, solve_many
 
-from tests.conftest import require_shared
+from tests.conftest import REPO, require_shared
 
 HARDEST = "data/sudoku/tdoku-forum-hardest-1905-11plus/puzzles.csv"
 
@@ -139,3 +143,22 @@ def test_build_from_every_shared_sudoku_collection(tmp_path, name):
     train_keys = {canonical_key(sudoku.decode_tokens(r), Box()) for r in inputs[::4]}
     test_keys = {canonical_key(sudoku.decode_tokens(r), Box()) for r in np.load(out / "test" / "all__inputs.npy")}
     assert not train_keys & test_keys
+
+
+def test_malformed_csv_names_the_line(tmp_path):
+    table = tmp_path / "q.csv"
+    table.write_text('source,question,answer,rating\nx,"' + "." * 81 + '\0,,0\n')
+    with pytest.raises(SudokuInputError, match=r"q.csv:2"):
+        sudoku.read_sudoku_file(table)
+
+
+def test_without_numba_the_same_code_solves_as_python(tmp_path):
+    """The kernels run as plain Python when numba is absent (NUMBA_DISABLE_JIT runs exactly that path)."""
+    source = require_shared("data/sudoku/tdoku-magictour-top1465/puzzles.csv")
+    script = ("import sys, numpy as np; from hrm.data import sudoku; from hrm.data.sudoku_solver import solve_many; "
+              "r = sudoku.read_sudoku_file(sys.argv[1])[:2]; c, s, b = solve_many(np.stack([x.puzzle for x in r])); "
+              "assert (c == 1).all() and all((s[i] == r[i].solution).all() for i in range(2)); "
+              "assert [int(v) for v in b] == [int(x.rating) for x in r], (b, [x.rating for x in r]); print('ok')")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    result = subprocess.run([sys.executable, "-c", script, str(source)], env=env, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -280,7 +280,13 @@ def read_maze_csv(path: str | Path, skip_invalid: bool, report: MazeReport) -> l
     if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
         raise MazeInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
     mazes, size = [], None
-    for row in reader:
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as error:
+            raise MazeInputError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
+        if row is None:
+            break
         where = f"{path}:{reader.line_num}"
         if not row or all(not cell.strip() for cell in row):
             continue

@@ -107,7 +107,13 @@ def _read_csv(path: Path, text: str, box: Box) -> list[SudokuRecord]:
     if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
         raise SudokuInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
     records = []
-    for row in reader:
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as error:
+            raise SudokuInputError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
+        if row is None:
+            break
         where = f"{path}:{reader.line_num}"
         if not row or all(not cell.strip() for cell in row):
             continue

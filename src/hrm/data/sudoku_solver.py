@@ -152,7 +152,7 @@ def _search(givens, peers, units, popcount, n, limit, digit_order, solution):
     queue = np.empty(2 * cells, dtype=np.int32)
     qlen = 0
     for c in range(cells):
-        v = givens[c]
+        v = int(givens[c])          # int: without numba, int8 arithmetic would overflow in 1 << (v - 1)
         if v == 0:
             stack[0, c] = full
         else:
