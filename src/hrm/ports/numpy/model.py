@@ -58,15 +58,23 @@ class Arch:
         return self.hidden_size // self.num_heads
 
 
-def load_hrm_weights(path: str | Path) -> tuple[Arch, dict[str, np.ndarray]]:
-    """hrm's weight format (a directory with model.safetensors and config.json), read without torch."""
-    from safetensors.numpy import load_file
+def load_hrm_weights(path: str | Path) -> tuple[Arch, dict[str, np.ndarray], dict[str, Any]]:
+    """hrm's weight format (a directory with model.safetensors and config.json): (arch, weights, arch dict).
 
+    Read with safetensors' NumPy loader. NOTE: NumPy has no bfloat16; a checkpoint trained in bf16 stores
+    H_init/L_init in bf16, and only then is torch used to read the file (and widen those to float32).
+    """
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     weights = directory / "model.safetensors" if path.is_dir() else path
     meta = json.loads((directory / "config.json").read_text())
-    return Arch.from_dict(meta["arch"]), load_file(str(weights))
+    try:
+        from safetensors.numpy import load_file
+        state = load_file(str(weights))
+    except TypeError:
+        from safetensors.torch import load_file as load_torch
+        state = {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in load_torch(str(weights)).items()}
+    return Arch.from_dict(meta["arch"]), state, meta["arch"]
 
 
 # ----------------------------------------------------------------------------------------------------
