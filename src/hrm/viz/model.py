@@ -1,7 +1,8 @@
 """A trained model for the visualiser: exported to ONNX for the browser, or run in PyTorch for a PNG.
 
-    load_model(path)                     a run directory, a checkpoints/step_<N> folder, hrm weights or an
-                                         original checkpoint -> LoadedModel (float32, CPU, eval mode)
+    load_model(path)                     a run directory (or a folder of runs: the newest), a
+                                         checkpoints/step_<N> folder, hrm weights or an original
+                                         checkpoint -> LoadedModel (float32, CPU, eval mode)
     export_browser_model(model, dir)     model.onnx (one ACT step, hrm.export.onnx) + model.json (below)
     torch_trajectory(model, inputs)      the answer at every ACT step, from PyTorch (hrm.evaluation.loop)
 
@@ -50,7 +51,7 @@ def load_model(path: str | Path) -> LoadedModel:
     from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
 
     try:
-        resolved = resolve_checkpoint(path)
+        resolved = resolve_checkpoint(_latest_run(Path(path)))
         data_path = _recorded_data_path(resolved)
         overrides = None
         if not is_hrm_checkpoint(resolved.weights) and data_path is not None:
@@ -68,6 +69,14 @@ def load_model(path: str | Path) -> LoadedModel:
         side = math.isqrt(config.seq_len)
         box = _sudoku_box((manifest.get("arguments") or {}).get("box")) or sudoku_box(side)
     return LoadedModel(head, config, resolved.weights, task, box, data_path)
+
+
+def _latest_run(path: Path) -> Path:
+    """A folder of runs (as `hrm demo --output runs/demo` leaves: data/ and run-<time>/) -> its newest run."""
+    if not path.is_dir() or (path / "checkpoints").is_dir() or (path / "model.safetensors").is_file():
+        return path
+    runs = [p for p in path.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else path
 
 
 def _recorded_data_path(resolved) -> Path | None:
