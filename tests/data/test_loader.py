@@ -161,3 +161,15 @@ def test_errors_name_the_file(dataset, tmp_path):
         list(PuzzleDataset(dataset, "test", global_batch_size=4, test_set_mode=True))
     with pytest.raises(ValueError, match="multiple of world_size"):
         PuzzleDataset(dataset, "test", global_batch_size=3, world_size=2)
+
+
+def test_check_accepts_an_original_dataset_and_catches_bad_tokens(dataset):
+    from hrm.data.check import check_dataset
+
+    lines = check_dataset(dataset)
+    assert any("manifest: none" in line for line in lines) and lines[-1].endswith(dataset_hash(dataset))
+    inputs = np.load(dataset / "train" / "all__inputs.npy")
+    inputs[5, 2] = 12                                                  # vocab_size is 12
+    np.save(dataset / "train" / "all__inputs.npy", inputs)
+    with pytest.raises(DatasetFormatError, match=r"train/all__inputs.npy: token 12 at example 5, position 2"):
+        check_dataset(dataset)

@@ -106,7 +106,7 @@ def _read_csv(path: Path, text: str, box: Box) -> list[SudokuRecord]:
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
         raise SudokuInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
-    records = []
+    rows = []
     while True:
         try:
             row = next(reader, None)
@@ -120,14 +120,33 @@ def _read_csv(path: Path, text: str, box: Box) -> list[SudokuRecord]:
         if len(row) != 4:
             raise SudokuInputError(f"{where}: expected 4 columns ({','.join(CSV_HEADER)}), got {len(row)}")
         _, question, answer, rating = (cell.strip() for cell in row)
-        puzzle = parse_board(question, box, f"{where}, column 'question'")
-        solution = parse_board(answer, box, f"{where}, column 'answer'", allow_blanks=False) if answer else None
+        for column, text in (("question", question), ("answer", answer)):
+            if len(text) != box.cells and (column == "question" or text):
+                parse_board(text, box, f"{where}, column '{column}'")      # raises, naming the problem
         try:
             rating_value = float(rating) if rating else None
         except ValueError:
             raise SudokuInputError(f"{where}, column 'rating': {rating!r} is not a number") from None
-        records.append(SudokuRecord(puzzle, solution, rating_value, where))
-    return records
+        rows.append((where, question, answer, rating_value))
+    # Convert every board in one go; on a bad character, the per-board parser names the row and position.
+    questions = _parse_many([r[1] for r in rows], box, True)
+    if questions is None:
+        for where, question, _, _ in rows:
+            parse_board(question, box, f"{where}, column 'question'")
+    answered = [r for r in rows if r[2]]
+    answers = _parse_many([r[2] for r in answered], box, False)
+    if answers is None:
+        for where, _, answer, _ in answered:
+            parse_board(answer, box, f"{where}, column 'answer'", allow_blanks=False)
+    answer_of = {id(r): a for r, a in zip(answered, answers if answers is not None else [])}
+    return [SudokuRecord(q, answer_of.get(id(r)), r[3], r[0]) for r, q in zip(rows, questions)]
+
+
+def _parse_many(texts: list[str], box: Box, allow_blanks: bool) -> np.ndarray | None:
+    """Boards of equal, checked length -> values (n, cells); None if any character is not a cell."""
+    raw = np.frombuffer("".join(texts).encode("latin1", errors="replace"), dtype=np.uint8).reshape(len(texts), box.cells)
+    values = _char_table(box.size, ".0" if allow_blanks else "")[raw]
+    return None if (values == 255).any() else values.astype(np.int8)
 
 
 _SEPARATORS = re.compile(r"[\s,;:|]+")
