@@ -112,13 +112,21 @@ def _check_prediction_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class Split:
     name: str
     inputs: np.ndarray              # (examples, S), memory-mapped
-    labels: np.ndarray              # (examples, S), ignored positions = -100
+    labels: np.ndarray              # (examples, S), memory-mapped; `ignore_label_id` marks ignored positions
     identifiers: np.ndarray         # (examples,) puzzle identifier of each example
     puzzles: np.ndarray | None      # (examples,) puzzle index of each example; None without a dataset
+    ignore_label_id: int | None = None
 
     @property
     def size(self) -> int:
         return int(self.inputs.shape[0])
+
+    def labels_of(self, index: int) -> np.ndarray:
+        """One example's labels, ignored positions as -100 (NOTE: per row: an ARC train split is gigabytes)."""
+        labels = np.asarray(self.labels[index]).astype(np.int64)
+        if self.ignore_label_id is not None:
+            labels[labels == self.ignore_label_id] = IGNORE_LABEL
+        return labels
 
 
 def _load_split(root: Path, split: str) -> tuple[Split, Any]:
@@ -138,9 +146,7 @@ def _load_split(root: Path, split: str) -> tuple[Split, Any]:
         raise VizError(f"{where}: puzzle_indices must rise from 0 to the {len(inputs)} examples, "
                        f"one more entry than puzzle_identifiers ({len(ids)})")
     puzzles = np.searchsorted(indices, np.arange(len(inputs)), side="right") - 1
-    if metadata.ignore_label_id is not None:
-        labels = np.where(labels == metadata.ignore_label_id, IGNORE_LABEL, labels.astype(np.int32))
-    return Split(split, inputs, labels, ids[puzzles], puzzles), metadata
+    return Split(split, inputs, labels, ids[puzzles], puzzles, metadata.ignore_label_id), metadata
 
 
 def _sudoku_box(text: object) -> tuple[int, int] | None:
@@ -220,10 +226,14 @@ class VizData:
         if pred.rows > split.size:
             raise VizError(f"{pred.path}: {pred.rows} rows, but split '{pred.split}' of {self.dataset} has "
                            f"only {split.size} examples")
-        mismatch = np.flatnonzero((np.asarray(split.inputs[:pred.rows]) != pred.arrays["inputs"]).any(1))
-        if mismatch.size:
-            raise VizError(f"{pred.path}: row {mismatch[0]} has different inputs from example {mismatch[0]} of "
-                           f"{self.dataset}/{pred.split}: the predictions were made on another dataset")
+        chunk = 1 << 16                                 # rows at a time: the split is memory-mapped
+        for start in range(0, pred.rows, chunk):
+            stop = min(start + chunk, pred.rows)
+            differs = (np.asarray(split.inputs[start:stop]) != pred.arrays["inputs"][start:stop]).any(1)
+            if differs.any():
+                row = start + int(np.argmax(differs))
+                raise VizError(f"{pred.path}: row {row} has different inputs from example {row} of "
+                               f"{self.dataset}/{pred.split}: the predictions were made on another dataset")
 
     # ------------------------------------------------------------------------------------------------
 
@@ -285,7 +295,7 @@ class VizData:
         if not 0 <= index < data.size:
             raise VizError(f"example {index} is out of range: split '{split}' has {data.size} examples")
         inputs = np.asarray(data.inputs[index]).astype(np.int64)
-        labels = np.asarray(data.labels[index]).astype(np.int64)
+        labels = data.labels_of(index)
         identifier = int(data.identifiers[index])
         result: dict[str, Any] = {
             "split": split, "index": index, "identifier": identifier, "name": self.name(identifier),
