@@ -12,6 +12,7 @@ Flags keep the original builders' names (--output-dir, --subsample-size, --num-a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hrm.data.format import DatasetFormatError
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="ARC-AGI / ConceptARC folders (repository roots or task folders) or Kaggle *_challenges.json files")
     p.add_argument("--num-aug", type=int, default=1000, help="augmented versions per task (default 1000)")
     p.add_argument("--strict", action="store_true", help="keep evaluation tasks' demonstration pairs out of training")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; the bytes do not depend on it)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="worker processes (default: the cores, up to 8; the bytes do not depend on it)")
 
     p = commands.add_parser("check", help="validate a dataset's format and manifest and print a summary")
     p.add_argument("path")

@@ -58,10 +58,12 @@ def sample_train_batches(rng: np.random.Generator, group_order: np.ndarray, puzz
                          group_indices: np.ndarray, global_batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (example indices, puzzle index per example) of each full batch of one iteration (spec §9.2)."""
     pi = puzzle_indices.astype(np.int64)
-    gi = group_indices.astype(np.int64)
-    puzzle = rng.integers(gi[group_order], gi[group_order + 1])          # one puzzle per group visit
-    sizes = pi[puzzle + 1] - pi[puzzle]
-    cumulative = np.cumsum(sizes)
+    gi = group_indices.astype(np.int32)
+    # int32 keeps an iteration of many epochs over millions of groups (the original's own group order
+    # is as long) within a few hundred MB.
+    puzzle = rng.integers(gi[group_order], gi[group_order + 1], dtype=np.int32)   # one puzzle per group visit
+    sizes = (pi[puzzle + 1] - pi[puzzle]).astype(np.int32)
+    cumulative = np.cumsum(sizes, dtype=np.int64)
     start, visits = 0, len(group_order)
     if visits == 0:
         return
@@ -164,7 +166,7 @@ class PuzzleDataset:
             self._set_index, self._batches_yielded, self._in_progress = set_index, skip, True
             rng = np.random.Generator(np.random.Philox(seed=self.seed + self._iters))
             n_groups = len(arrays["group_indices"]) - 1
-            group_order = np.concatenate([rng.permutation(n_groups) for _ in range(self.epochs_per_iter)])
+            group_order = np.concatenate([rng.permutation(n_groups).astype(np.int32) for _ in range(self.epochs_per_iter)])
             batches = sample_train_batches(rng, group_order, arrays["puzzle_indices"], arrays["group_indices"],
                                            self.global_batch_size)
             local = slice(self.rank * self.local_batch_size, (self.rank + 1) * self.local_batch_size)
