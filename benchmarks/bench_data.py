@@ -68,17 +68,48 @@ def bench_arc(num_aug: int, workers: int, keep: Path | None) -> tuple[dict, Path
     out = (keep or Path(tempfile.mkdtemp(prefix="hrm-bench-arc-"))) / f"arc-aug-{num_aug}"
     command = [sys.executable, "-m", "hrm.cli", "data", "arc", "--output-dir", str(out), "--num-aug", str(num_aug),
                "--workers", str(workers), "--dataset-dirs", *map(str, ARC_DIRS)]
-    # Peak memory: the build runs in a child; RUSAGE_CHILDREN reports its largest process (main or worker).
-    script = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
-              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    result = subprocess.run([sys.executable, "-c", script, *command], check=True, capture_output=True, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
-    seconds, peak_kib = result.stdout.split()[-2:]
+    # Peak memory: the largest single process (RUSAGE_CHILDREN covers the workers, which the build joins)
+    # and the peak of the whole process tree's summed RSS, sampled every 0.2 s from /proc.
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL)
+    tree_peak = 0
+    while process.poll() is None:
+        tree_peak = max(tree_peak, _tree_rss(process.pid))
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    if process.returncode:
+        raise RuntimeError(f"the ARC build failed: {' '.join(command)}")
+    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return ({"name": f"ARC-AGI-1 + ConceptARC build, {num_aug} augmentations, {workers} workers",
-             "value": float(seconds) / 60, "unit": "minutes", "target": "<= 10 min on 2 cores, peak memory <= 4 GB",
-             "detail": f"peak RSS of the largest process {int(peak_kib) / 2**20:.2f} GiB; dataset {size / 2**30:.2f} GiB on disk",
+             "value": seconds / 60, "unit": "minutes", "target": "<= 10 min on 2 cores, peak memory <= 4 GB",
+             "detail": f"peak RSS: all processes together {tree_peak / 2**30:.2f} GiB, largest process "
+                       f"{largest / 2**30:.2f} GiB; dataset {size / 2**30:.2f} GiB on disk",
              "command": f"{THIS} --only arc --arc-num-aug {num_aug} --workers {workers}"}, out)
+
+
+def _tree_rss(root: int) -> int:
+    """Summed resident memory (bytes) of a process and its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        tree.update(children)
+        frontier += children
+    total = 0
+    for pid in tree:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def bench_loader(data_path: Path, batch_size: int, batches: int) -> dict:
