@@ -37,7 +37,7 @@ DEMO_OVERRIDES = [
     "arch.puzzle_emb_ndim=64", "arch.pos_encodings=rope", "arch.loss.loss_type=stablemax_cross_entropy",
     "global_batch_size=64", "lr=2e-3", "lr_warmup_steps=100", "lr_min_ratio=1.0", "weight_decay=0.1",
     "puzzle_emb_lr=2e-3", "puzzle_emb_weight_decay=0.1", "beta1=0.9", "beta2=0.95",
-    "epochs=100000", "eval_interval=100000", "checkpoint_every_eval=true", "keep_checkpoints=1",
+    "epochs=500", "eval_interval=500", "checkpoint_every_eval=true", "keep_checkpoints=1",
     "data.eval_max_examples=0", "logging.log_interval=25", "seed=0",
 ]
 
