@@ -199,3 +199,29 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def maze_arrays(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 30 x 30 maze in the maze builder's encoding (# 1, space 2, S 3, G 4, path o 5): walls on the
+    border and at random, an L-shaped path from S to G in the label."""
+    rng = np.random.default_rng(seed)
+    grid = np.where(rng.random((30, 30)) < 0.25, 1, 2)
+    grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = 1
+    grid[2, 2:28] = 2
+    grid[2:28, 27] = 2
+    grid[2, 2], grid[27, 27] = 3, 4
+    label = grid.copy()
+    label[2, 3:28] = 5
+    label[3:27, 27] = 5
+    return grid.reshape(-1).astype(np.uint8), label.reshape(-1).astype(np.uint8)
+
+
+def write_maze_dataset(root: Path) -> Path:
+    with DatasetWriter(root, builder="maze", arguments={"test": True}, seed=0) as writer:
+        for split in ("train", "test"):
+            split_writer = writer.split(split, seq_len=900)
+            for seed in range(2):
+                inputs, labels = maze_arrays(seed)
+                split_writer.add_group(inputs[None], labels[None], [1], [0])
+        writer.commit(identifiers=["<blank>"], pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=6)
+    return root

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import ARC_GRIDS, ARC_NAMES, HTML_NAME, screenshot
+from conftest import ARC_GRIDS, ARC_NAMES, HTML_NAME, maze_arrays, screenshot, write_maze_dataset
 from hrm.viz.data import VizData
 from hrm.viz.tasks import ARC_COLOURS
 
@@ -148,6 +148,22 @@ def test_arc_colours_and_a_name_holding_html(page, serve, arc_dataset):
                 assert shown[r, c]["token"] == grid[r, c] + 2 and shown[r, c]["colour"] == rgb
     screenshot(page, "browse-arc-html-name")
     assert page.errors == []
+
+
+def test_maze_cells_take_the_maze_colours(page, serve, tmp_path):
+    server = serve(lambda: VizData(write_maze_dataset(tmp_path / "maze")))
+    open_example(page, server, 1)
+    inputs, labels = maze_arrays(1)
+    style = VizData(tmp_path / "maze").style
+    for board_id, tokens in (("board-input", inputs), ("board-label", labels)):
+        cells = board(page, board_id)
+        np.testing.assert_array_equal(tokens_of(cells), tokens)
+        for cell in cells[:60] + [cells[2 * 30 + 2], cells[27 * 30 + 27]]:
+            look = style.tokens[cell["token"]]
+            assert cell["colour"] == "rgb({}, {}, {})".format(*(int(look.colour[i:i + 2], 16) for i in (1, 3, 5)))
+            assert cell["text"] == look.text
+    assert board(page, "board-input")[2 * 30 + 2]["text"] == "S" and board(page, "board-input")[27 * 30 + 27]["text"] == "G"
+    screenshot(page, "browse-maze")
 
 
 def test_malformed_dataset_shows_an_error(page, serve, sudoku_dataset):

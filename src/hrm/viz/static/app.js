@@ -109,6 +109,7 @@ function showExample(example) {
   const given = givenCells(style, example.inputs);
   const labels = example.labels.map((t) => (t === IGNORE ? 0 : t));
   $("puzzle-title").textContent = example.name;
+  $("legend-given").hidden = !given;
   renderBoard($("board-input"), style, view, example.inputs, { given });
   renderBoard($("board-label"), style, view, labels, { given });
 
