@@ -49,8 +49,12 @@ function entriesURL() {
   return `/api/entries?${params}`;
 }
 
+let latestList = 0;
+
 async function loadEntries() {
+  const request = ++latestList;
   const page = await getJSON(entriesURL());
+  if (request !== latestList) return null;        // superseded by a newer filter or page
   state.total = page.total;
   const list = $("entries");
   const items = page.entries.map((entry) => {
@@ -87,11 +91,15 @@ async function loadEntries() {
 // ---------------------------------------------------------------------------------------------
 // One example and its reasoning steps
 
+let latestRequest = 0;
+
 async function selectExample(index) {
+  const request = ++latestRequest;
   state.selected = index;
   for (const item of $("entries").children) item.classList.toggle("selected", Number(item.dataset.index) === index);
   history.replaceState(null, "", `#split=${encodeURIComponent(state.split)}&index=${index}`);
   const example = await getJSON(`/api/example?split=${encodeURIComponent(state.split)}&index=${index}`);
+  if (request !== latestRequest) return;          // a later click won the race
   state.example = example;
   showExample(example);
   document.body.dataset.example = `${example.split}:${example.index}`;   // for tests and deep links
@@ -183,7 +191,7 @@ async function startBrowse(info) {
   const reload = async () => {
     state.offset = 0;
     const page = await loadEntries();
-    if (page.entries.length) await selectExample(page.entries[0].index);
+    if (page && page.entries.length) await selectExample(page.entries[0].index);
   };
   split.addEventListener("change", () => { state.split = split.value; updateFilter(); reload(); });
   $("filter").addEventListener("change", () => { state.filter = $("filter").value; reload(); });
@@ -199,7 +207,7 @@ async function startBrowse(info) {
   const page = await loadEntries();
   const wanted = Number(hash.get("index"));
   if (hash.has("index") && Number.isInteger(wanted)) await selectExample(wanted);
-  else if (page.entries.length) await selectExample(page.entries[0].index);
+  else if (page && page.entries.length) await selectExample(page.entries[0].index);
 }
 
 document.addEventListener("keydown", (event) => {
