@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hrm.data._jit import njit
 from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter
 from hrm.data.sudoku_solver import Box, dig_puzzle, random_solution, solve_many
 
@@ -304,23 +305,47 @@ def _symmetry_mappings(box: Box) -> np.ndarray:
 
 def canonical_key(puzzle: np.ndarray, box: Box, _cache: dict = {}) -> bytes:
     """A key equal for two puzzles iff one is a symmetry of the other (digits, bands, rows, stacks, columns,
-    transpose for square boxes). Boards with more than 20,000 line symmetries (9x9) factor out digit
-    relabelling only, so there the key is finer than full equivalence."""
+    transpose for square boxes): the lexicographically smallest variant, digits relabelled in order of
+    first appearance. Boards with more than 20,000 line symmetries (9x9) factor out digit relabelling only,
+    so there the key is finer than full equivalence."""
     if _symmetry_count(box) <= _MAX_ENUMERATED_SYMMETRIES:
         if box not in _cache:
             _cache[box] = _symmetry_mappings(box)
-        boards = np.asarray(puzzle)[_cache[box]]
+        mappings = _cache[box]
     else:
-        boards = np.asarray(puzzle)[None]
-    n = box.size
-    # Relabel the digits of every variant in order of first appearance, then take the smallest variant.
-    present = boards[:, :, None] == np.arange(1, n + 1)[None, None, :]
-    first = np.where(present.any(axis=1), present.argmax(axis=1), boards.shape[1])
-    rank = np.argsort(np.argsort(first, axis=1, kind="stable"), axis=1) + 1
-    relabel = np.concatenate([np.zeros((len(boards), 1), np.int64), rank], axis=1)
-    canonical = np.take_along_axis(relabel, boards.astype(np.int64), axis=1).astype(np.uint8)
-    order = np.lexsort(canonical.T[::-1])
-    return canonical[order[0]].tobytes()
+        mappings = np.arange(box.cells, dtype=np.int64)[None]
+    return _smallest_relabelled_variant(np.asarray(puzzle, dtype=np.int64), mappings, box.size).tobytes()
+
+
+@njit
+def _smallest_relabelled_variant(puzzle, mappings, n):
+    """min over mappings m of relabel(puzzle[m]), comparing cell by cell and abandoning a variant as soon
+    as it is larger than the best so far."""
+    cells = mappings.shape[1]
+    best = np.full(cells, 255, dtype=np.uint8)
+    label = np.zeros(n + 1, dtype=np.int64)
+    for k in range(mappings.shape[0]):
+        label[:] = 0
+        next_label = 1
+        decided = False                       # True once the variant is known to be smaller than `best`
+        candidate = np.empty(cells, dtype=np.uint8)
+        larger = False
+        for i in range(cells):
+            v = puzzle[mappings[k, i]]
+            if v != 0 and label[v] == 0:
+                label[v] = next_label
+                next_label += 1
+            c = label[v] if v != 0 else 0
+            candidate[i] = c
+            if not decided:
+                if c > best[i]:
+                    larger = True
+                    break
+                if c < best[i]:
+                    decided = True
+        if not larger and decided:
+            best[:] = candidate
+    return best
 
 
 # ---------------------------------------------------------------------------------------------------
