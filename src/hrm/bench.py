@@ -1,0 +1,159 @@
+"""`hrm bench train`: training speed of the real trainer, with model FLOPs utilisation.
+
+    hrm bench train --preset demo                     # the demo's 6x6 Sudoku config, batch 64
+    hrm bench train --preset 27m --dtype bfloat16     # the released architecture at Sudoku size, batch 32
+    hrm bench train --preset 27m --steps 5 --json out.json
+
+It builds a small dataset of the preset's shape in a temporary folder, runs the trainer (`hrm.training`,
+the same step as `hrm train`) for warm-up plus measured steps, and reports tokens/s, seconds per step
+(median), peak memory, and MFU: the model FLOPs of a step (`hrm.flops`, counted the way the recurrence
+runs) per second, divided by the matmul peak measured here in the same dtype and thread count.
+NOTE: run benchmarks alone. A 2-thread torch job slows down up to 10x while another process holds a core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+PRESETS = {
+    # The demo's config (hrm.training.demo) on its own kind of data: 6x6 Sudoku, sequence 36 + 1.
+    "demo": dict(box="2x3", batch=64, overrides=None),
+    # The released architecture (hidden 512, 4+4 layers, 8 heads, 16 ACT steps) at Sudoku size: 81 + 1.
+    "27m": dict(box="3x3", batch=32, overrides=[]),
+}
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    """Sustained GFLOP/s of a square matmul: the peak the MFU is measured against."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(2):
+        a @ b
+    sync()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or runs < 3:
+        a @ b
+        runs += 1
+    sync()
+    return 2 * size**3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # Linux reports KiB
+
+
+def _dataset(preset: str, folder: Path) -> Path:
+    from hrm.data.sudoku import build_generated_dataset
+
+    box = PRESETS[preset]["box"]
+    blanks = (14, 24) if box == "2x3" else (40, 55)
+    return build_generated_dataset(folder / "data", n_train=400, n_test=64, box=box, min_blanks=blanks[0],
+                                   max_blanks=blanks[1], num_aug=1, seed=0, log=lambda m: None)
+
+
+def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype: str | None, compile_: bool | None,
+                threads: int | None) -> dict:
+    from hrm.flops import train_step_flops
+    from hrm.training.config import load_config
+    from hrm.training.demo import DEMO_OVERRIDES
+    from hrm.training.trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec = PRESETS[preset]
+    with tempfile.TemporaryDirectory(prefix="hrm-bench-") as tmp:
+        data_path = _dataset(preset, Path(tmp))
+        overrides = (DEMO_OVERRIDES if spec["overrides"] is None else spec["overrides"]) + [
+            f"data_path={data_path}", f"checkpoint_path={Path(tmp) / 'run'}", f"global_batch_size={spec['batch']}",
+            "epochs=1000", "eval_interval=1000", "data.eval_max_examples=0", "logging.log_interval=1",
+            "logging.progress=false", "checkpoint_every_eval=false", "lr_warmup_steps=10"]
+        if device:
+            overrides.append(f"device={device}")
+        if dtype:
+            overrides.append(f"arch.forward_dtype={dtype}")
+        if compile_ is not None:
+            overrides.append(f"compile={str(compile_).lower()}")
+        config = load_config(None, overrides)
+
+        times: list[float] = []
+        last = [time.perf_counter()]
+
+        def callback(event):
+            if event.kind == "log":
+                now = time.perf_counter()
+                times.append(now - last[0])
+                last[0] = now
+                if len(times) >= warmup + steps:
+                    return False
+            return None
+
+        trainer = Trainer(config, callback)
+        try:
+            last[0] = time.perf_counter()
+            trainer.run()
+        finally:
+            trainer.close()
+        measured = times[warmup:]
+        cfg = trainer.config.arch
+        seconds = statistics.median(measured)
+        flops = train_step_flops(cfg, spec["batch"])
+        peak = matmul_peak_gflops(trainer.dtype, trainer.device)
+        tokens = spec["batch"] * (cfg.seq_len + cfg.puzzle_emb_len)
+        return {
+            "benchmark": "train", "preset": preset, "device": str(trainer.device),
+            "dtype": str(trainer.dtype).removeprefix("torch."), "compiled": trainer.forward is not trainer.head,
+            "threads": torch.get_num_threads(), "batch": spec["batch"], "seq_len": cfg.seq_len + cfg.puzzle_emb_len,
+            "parameters": sum(p.numel() for p in trainer.params), "steps_measured": len(measured),
+            "seconds_per_step": seconds, "seconds_per_step_min": min(measured),
+            "tokens_per_second": tokens / seconds, "gflop_per_step": flops / 1e9,
+            "achieved_gflops": flops / seconds / 1e9, "matmul_peak_gflops": peak,
+            "mfu": flops / seconds / 1e9 / peak, "peak_memory_mb": peak_memory_mb(trainer.device),
+            "torch": torch.__version__, "cpu_count": os.cpu_count(),
+        }
+
+
+def format_table(rows: list[dict]) -> str:
+    header = ("preset", "device", "dtype", "compiled", "threads", "batch", "s/step", "tokens/s", "GFLOP/step",
+              "GFLOP/s", "peak GFLOP/s", "MFU", "peak MB")
+    lines = [" | ".join(header), " | ".join("---" for _ in header)]
+    for r in rows:
+        lines.append(" | ".join(str(x) for x in (
+            r["preset"], r["device"], r["dtype"], "yes" if r["compiled"] else "no", r["threads"], r["batch"],
+            f"{r['seconds_per_step']:.3f}", f"{r['tokens_per_second']:,.0f}", f"{r['gflop_per_step']:.1f}",
+            f"{r['achieved_gflops']:.1f}", f"{r['matmul_peak_gflops']:.1f}", f"{100 * r['mfu']:.0f}%",
+            f"{r['peak_memory_mb']:,.0f}")))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hrm bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    train = sub.add_parser("train", help="training speed and MFU of a preset")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    train.add_argument("--steps", type=int, default=20, help="measured steps (median reported)")
+    train.add_argument("--warmup", type=int, default=3, help="steps run before measuring")
+    train.add_argument("--device", default=None, help="cpu | cuda | mps (default: hrm.device's choice)")
+    train.add_argument("--dtype", default=None, help="forward dtype (default: hrm.device's choice)")
+    train.add_argument("--compile", dest="compile_", default=None, type=lambda s: s.lower() in ("1", "true", "yes"),
+                       help="true | false (default: on CUDA only)")
+    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    result = bench_train(args.preset, args.steps, args.warmup, args.device, args.dtype, args.compile_, args.threads)
+    print(format_table([result]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
