@@ -2,13 +2,11 @@
 untrusted names shown as text, and errors shown instead of a blank page."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
-import pytest
 from safetensors.numpy import load_file
 
-from conftest import ARC_GRIDS, ARC_NAMES, HTML_NAME, maze_arrays, screenshot, write_maze_dataset
+from viz_fixtures import ARC_GRIDS, ARC_NAMES, HTML_NAME, maze_arrays, screenshot, write_maze_dataset
 from hrm.viz.data import VizData
 from hrm.viz.tasks import ARC_COLOURS
 

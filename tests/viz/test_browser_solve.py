@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import screenshot, write_sudoku_dataset
+from viz_fixtures import screenshot, write_sudoku_dataset
 from hrm.viz.data import VizData
 
 pytestmark = pytest.mark.slow          # one ONNX export (~20-30 s on 2 cores) and a browser

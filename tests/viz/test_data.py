@@ -1,13 +1,12 @@
 """Reading datasets and predictions for the visualiser: what is accepted, and the errors for what is not."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import ARC_NAMES, write_sudoku_dataset, write_sudoku_predictions
+from viz_fixtures import ARC_NAMES, write_sudoku_dataset, write_sudoku_predictions
 from hrm.viz.data import VizData, VizError, load_predictions
 from hrm.viz.tasks import detect_task, sudoku_box, task_style, view_box
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from conftest import ARC_GRIDS, arc_sequence, write_sudoku_dataset
+from viz_fixtures import ARC_GRIDS, arc_sequence, write_sudoku_dataset
 from hrm.viz.commands import main
 from hrm.viz.png import Trajectory, draw_trajectory
 from hrm.viz.tasks import ARC_COLOURS, task_style

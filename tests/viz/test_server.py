@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ARC_NAMES, HTML_NAME
-from hrm.viz.data import VizData, VizError
+from viz_fixtures import HTML_NAME
+from hrm.viz.data import VizData
 from hrm.viz.server import VizServer
 
 
