@@ -173,10 +173,10 @@ class PuzzleDataset:
             for number, (examples, puzzles) in enumerate(batches):
                 if number < skip:
                     continue                                   # replayed only to advance the generator
+                # NOTE: rows keep the sampling order. It is not immaterial: under ACT a row that has not halted
+                # discards the new batch's row at its index, so the order decides which examples are trained
+                # on, and sorting a rank's slice would make N processes train on other data than one.
                 examples, puzzles = examples[local], puzzles[local]
-                # Sorted reads are kinder to a memory-mapped file; the order within a batch is immaterial.
-                order = np.argsort(examples, kind="stable")
-                examples, puzzles = examples[order], puzzles[order]
                 batch = self._collate(arrays["inputs"][examples], arrays["labels"][examples],
                                       arrays["puzzle_identifiers"][puzzles])
                 self._batches_yielded = number + 1
