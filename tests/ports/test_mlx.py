@@ -148,3 +148,16 @@ def test_conversion_rejects_weights_that_do_not_fit(fixture, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="holds an hrm checkpoint"):
         convert("unused", tmp_path)
+
+
+def test_load_step_gives_the_mlx_backend_for_eval(tmp_path, fixture):
+    """The entry point `hrm eval backend=mlx` uses: a checkpoint in, an ACT runner out."""
+    from hrm.export.backends import load_step
+    from hrm.models.checkpoint import save_weights
+    from hrm.models.reference import ReferenceRun
+    save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt")
+    backend, arch = load_step("mlx", tmp_path / "ckpt")
+    batch = fixture.batch(1)
+    result = backend.run(batch["inputs"].numpy(), batch["puzzle_identifiers"].numpy(), False)
+    assert arch.halt_max_steps == 4 and result.steps.tolist() == [4, 4, 4, 4]
+    assert rel_error(result.logits, fixture.records["eval.step4.logits"]) < TOLERANCE
