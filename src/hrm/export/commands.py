@@ -67,7 +67,10 @@ def export_main(argv: list[str]) -> int:
             parser.exit(2, f"hrm export mlx: {reason}\n")
         from hrm.ports.mlx.convert import convert
         out = args.out or _default_out(args.checkpoint) / "mlx"
-        convert(args.checkpoint, out)
+        try:
+            convert(args.checkpoint, out)
+        except (OSError, ValueError) as e:     # CheckpointError is a ValueError
+            parser.exit(2, f"hrm export mlx: {e}\n")
         print(f"wrote {out}/weights.safetensors and config.json (MLX names); load with "
               "hrm.ports.mlx.convert.load_mlx_model")
         return 0
