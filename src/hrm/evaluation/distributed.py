@@ -48,7 +48,9 @@ def gather_batches(arrays: dict[str, np.ndarray], local_batch: int) -> dict[str,
     for name in sorted(arrays):
         local = arrays[name]
         dtype = local.dtype
-        tensor = torch.from_numpy(np.ascontiguousarray(local.view(np.uint8) if dtype == np.bool_ else local))
+        # gloo moves neither bool nor int16 tensors: send them as uint8 and int32.
+        sent = local.view(np.uint8) if dtype == np.bool_ else local.astype(np.int32) if dtype == np.int16 else local
+        tensor = torch.from_numpy(np.ascontiguousarray(sent))
         tensor = tensor.to(_comm_device())
         pieces = [torch.empty_like(tensor) for _ in range(world)] if me == 0 else None
         dist.gather(tensor, gather_list=pieces, dst=0)
@@ -58,5 +60,5 @@ def gather_batches(arrays: dict[str, np.ndarray], local_batch: int) -> dict[str,
         n_batches = local.shape[0] // local_batch
         interleaved = [per_rank[r][b * local_batch:(b + 1) * local_batch] for b in range(n_batches) for r in range(world)]
         merged = np.concatenate(interleaved)
-        out[name] = merged.view(np.bool_) if dtype == np.bool_ else merged
+        out[name] = merged.view(np.bool_) if dtype == np.bool_ else merged.astype(dtype, copy=False)
     return out if me == 0 else None

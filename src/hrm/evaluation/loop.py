@@ -148,7 +148,7 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     local: dict[str, list[np.ndarray]] = {k: [] for k in ROW_FIELDS + (STEP_FIELDS if save_steps else ())}
     real_sizes: list[int] = []
     seen = 0
-    total = _split_size(dataset)
+    total = split_size(dataset.data_path, dataset.split, dataset.metadata.sets)
     if max_examples is not None:
         total = min(total, max_examples)
     for test_batch in _progress(dataset.iter_test_batches(), progress, -(-total // G)):
@@ -192,12 +192,12 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     return SplitOutputs({k: v[keep] for k, v in rows.items()}, sums, total, halt_max_steps)
 
 
-def _split_size(dataset) -> int:
+def split_size(data_path, split: str, sets: list[str]) -> int:
+    """Examples in a split, read from the .npy headers."""
     from hrm.data.format import array_path
     from hrm.data.manifest import npy_header
 
-    return sum(npy_header(array_path(dataset.data_path, dataset.split, s, "inputs"))[0][0]
-               for s in dataset.metadata.sets)
+    return sum(npy_header(array_path(data_path, split, s, "inputs"))[0][0] for s in sets)
 
 
 def _real_rows(real_sizes: list[int], global_batch: int) -> np.ndarray:

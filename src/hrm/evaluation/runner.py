@@ -210,7 +210,7 @@ def check_dataset(arch, info: dict[str, Any], data_path: Path, split: str, force
                 raise EvalError(message + "; pass force=true to evaluate anyway")
             warn("WARNING: " + message + " (force=true)")
         return meta, actual
-    warn(f"note: checkpoint {info.get('path')} records no dataset hash (original format); it must be evaluated on "
+    warn(f"note: checkpoint {info.get('path')} records no dataset hash (original checkpoints do not); evaluate it on "
          "the dataset it was trained on: rebuilt ARC datasets number the puzzles differently (spec §10.3) and "
          "then score near zero without any error")
     return meta, None
@@ -226,6 +226,25 @@ def untrained_embeddings(head, data_path: Path, split: str, sets: list[str]) -> 
     ids = np.unique(np.concatenate([np.load(array_path(data_path, split, s, "puzzle_identifiers")) for s in sets]))
     rows = emb.weights[torch.from_numpy(ids.astype(np.int64))]
     return int((rows == 0).all(dim=-1).sum()), len(ids)
+
+
+# Without CUDA, attention runs as matmul + softmax: keep one layer's attention scores under this many bytes.
+CPU_ATTENTION_BYTES = 1 << 30
+
+
+def choose_batch_size(requested: int | None, run_batch: int | None, arch, device: torch.device, examples: int,
+                      world: int) -> int:
+    """The global eval batch: as requested, else the run's global_batch_size (the original's choice), capped
+    at the split's size (padding rows are wasted work) and, off CUDA, by the attention scores' memory.
+    Always a multiple of the number of processes. Answers do not depend on it."""
+    if requested:
+        batch = requested
+    else:
+        batch = min(int(run_batch or 768), examples)
+        if torch.device(device).type != "cuda":
+            T = arch.puzzle_emb_len + arch.seq_len
+            batch = min(batch, max(1, CPU_ATTENTION_BYTES // (arch.num_heads * T * T * 4)))
+    return math.ceil(max(batch, 1) / world) * world
 
 
 def default_out(resolved: Resolved, data_path: Path, split: str) -> Path:
@@ -280,8 +299,13 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             except ValueError as e:
                 raise EvalError(str(e)) from None
 
-        batch_size = config.batch_size or int(resolved.run_config.get("global_batch_size") or 768)
-        batch_size = math.ceil(batch_size / processes.world_size) * processes.world_size
+        from hrm.evaluation.loop import split_size
+
+        examples = split_size(data_path, config.split, meta.sets)
+        if config.max_examples:
+            examples = min(examples, config.max_examples)
+        batch_size = choose_batch_size(config.batch_size, resolved.run_config.get("global_batch_size"), arch, device,
+                                       examples, processes.world_size)
         dataset = PuzzleDataset(data_path, split=config.split, global_batch_size=batch_size, rank=processes.rank,
                                 world_size=processes.world_size, test_set_mode=True, verify=config.verify)
         say(f"checkpoint  {resolved.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''})")
@@ -289,7 +313,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
                if data_hash else "no recorded hash to compare"))
         say(f"device      {choice.describe()}" + (f", {processes.world_size} processes" if processes.distributed else ""))
-        say("protocol    " + protocol_line(arch.halt_max_steps, config, task))
+        say("protocol    " + protocol_line(arch.halt_max_steps, config, task) + f"; batch {batch_size}")
 
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
@@ -350,6 +374,8 @@ def prediction_arrays(outputs, halting: str) -> dict[str, np.ndarray]:
 
 
 def summarise(outputs, config: EvalConfig, task: str, halt_max_steps: int, seconds: float) -> dict[str, Any]:
+    """results.json. NOTE: "metrics" are the original's, divided by count; its q_halt_loss sums over every
+    row of every batch, padding rows included, so it depends on the batch size (it is not printed)."""
     rows = outputs.rows
     fixed = metrics.normalise(outputs.metric_sums)
     results: dict[str, Any] = {
@@ -403,7 +429,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
              f"  token accuracy   {_pct(m.get('accuracy'))}",
              f"  q-halt accuracy  {_pct(m.get('q_halt_accuracy'))}",
              f"  mean steps       {m.get('steps', float('nan')):7.2f}",
-             f"  lm_loss {m.get('lm_loss', float('nan')):.4f}   q_halt_loss {m.get('q_halt_loss', float('nan')):.4f}"]
+             f"  lm_loss          {m.get('lm_loss', float('nan')):7.4f}"]
     if "q_halting" in results:
         c = results["q_halting"]["comparison"]
         lines += ["Q-head halting vs the fixed rule:",

@@ -1,0 +1,218 @@
+"""`hrm eval` end to end: a checkpoint trained in the test, the predictions file, the options, the checks,
+an original-format checkpoint and dataset, ARC outputs, and torchrun with two processes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import eval_fixtures
+from hrm.cli import main as hrm
+from hrm.evaluation import arc
+from hrm.evaluation.predictions import read_predictions
+
+
+@pytest.fixture(scope="session")
+def sudoku_run(tmp_path_factory):
+    return eval_fixtures.sudoku_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def arc_ckpt(tmp_path_factory):
+    return eval_fixtures.arc_ckpt(tmp_path_factory)
+
+
+def results_of(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_eval_of_a_trained_run_matches_the_trainers_evaluation(sudoku_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", f"out={out}", "progress=false"]) == 0
+    printed = capsys.readouterr().out
+    assert "exact accuracy" in printed and "halt_max_steps=3" in printed and "augmentations: none" in printed
+
+    results = results_of(out)
+    trained = sudoku_run.eval_metrics
+    assert results["metrics"]["count"] == 64 == trained["eval/count"]
+    for name in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps"):
+        assert results["metrics"][name] == pytest.approx(trained[f"eval/{name}"], abs=1e-6), name
+    assert 0.1 < results["metrics"]["exact_accuracy"] < 1.0        # learned something, not everything
+
+    arrays, meta = read_predictions(out)
+    assert meta == {"format": "hrm-predictions", "version": "1", "task": "sudoku", "data_path": str(sudoku_run.data_path),
+                    "split": "test", "checkpoint": str(sudoku_run.checkpoint), "halt_max_steps": 3,
+                    "dataset_hash": meta["dataset_hash"]} and len(meta["dataset_hash"]) == 64
+    assert arrays["inputs"].shape == arrays["predictions"].shape == (64, 16)
+    assert arrays["predictions"].dtype == np.int32 and arrays["exact"].dtype == np.bool_
+    assert arrays["exact"].mean() == pytest.approx(results["metrics"]["exact_accuracy"])
+    test_inputs = np.load(sudoku_run.data_path / "test" / "all__inputs.npy")
+    assert np.array_equal(arrays["inputs"], test_inputs)            # split order, no padding rows
+    assert "step_predictions" not in arrays
+
+
+def test_q_halting_tta_steps_and_npz(sudoku_run, tmp_path):
+    out = tmp_path / "out"
+    assert hrm(["eval", f"checkpoint={sudoku_run.checkpoint}", f"out={out}", "halting=q", "tta=4", "save_steps=true",
+                "format=npz", "batch_size=24", "progress=false"]) == 0
+    results = results_of(out)
+    comparison = results["q_halting"]["comparison"]
+    assert comparison["fixed_exact_accuracy"] == pytest.approx(sudoku_run.eval_metrics["eval/exact_accuracy"])
+    assert comparison["compute_saved"] == pytest.approx(1 - results["q_halting"]["metrics"]["steps"] / 3)
+    assert results["tta"]["versions"] == 4
+    assert results["tta"]["gain"] == pytest.approx(results["tta"]["voted"]["exact_accuracy"]
+                                                   - results["tta"]["single_pass"]["exact_accuracy"])
+
+    arrays, meta = read_predictions(out / "predictions.npz")
+    assert (out / "predictions.json").is_file() and meta["task"] == "sudoku"
+    steps, halts, conts = arrays["step_predictions"], arrays["step_q_halt_logits"], arrays["step_q_continue_logits"]
+    assert steps.shape == (64, 3, 16) and halts.shape == conts.shape == (64, 3)
+    # With halting=q a row's answer is its prediction at the first step where q_halt > q_continue.
+    says = halts > conts
+    says[:, -1] = True
+    first = says.argmax(1)
+    assert np.array_equal(arrays["predictions"], steps[np.arange(64), first])
+    assert np.array_equal(arrays["q_halt_logits"], halts[np.arange(64), first])
+    assert results["q_halting"]["metrics"]["exact_accuracy"] == pytest.approx(arrays["exact"].mean())
+
+
+def test_max_examples_evaluates_a_prefix(sudoku_run, tmp_path):
+    out = tmp_path / "out"
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", f"out={out}", "max_examples=10", "batch_size=8",
+                "progress=false"]) == 0
+    arrays, _ = read_predictions(out)
+    assert results_of(out)["metrics"]["count"] == 10 and len(arrays["inputs"]) == 10
+
+
+def test_another_dataset_is_refused_unless_forced(sudoku_run, tmp_path, capsys):
+    from hrm.data.sudoku import build_generated_dataset
+
+    other = build_generated_dataset(tmp_path / "other", 20, 8, box=(2, 2), seed=5, log=lambda *_: None)
+    args = ["eval", f"checkpoint={sudoku_run.run_dir}", f"data_path={other}", f"out={tmp_path / 'o'}", "progress=false"]
+    assert hrm(args) == 2
+    assert "is not the dataset checkpoint" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert hrm(args + ["force=true"]) == 0
+    assert "WARNING" in capsys.readouterr().out
+
+    six = build_generated_dataset(tmp_path / "six", 10, 4, box=(2, 3), seed=0, log=lambda *_: None)
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", f"data_path={six}", "force=true", "progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit dataset" in err and "vocab_size 6 (checkpoint) vs 8 (dataset)" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["checkpoint=/nonexistent"], "no such checkpoint"),
+    (["data_path=x"], "checkpoint=PATH is required"),
+    (["checkpoint=x", "halting=sometimes"], "halting must be one of"),
+    (["checkpoint=x", "bach_size=3"], "did you mean 'batch_size'"),
+    (["checkpoint=x", "tta=many"], "expected an integer"),
+    (["checkpoint"], "not a key=value"),
+])
+def test_bad_options_give_clear_errors(args, message, capsys):
+    assert hrm(["eval", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def write_original_run(run: Path, sudoku_run) -> Path:
+    """What the original code leaves: run/step_N (torch.save'd compiled state dict, H_init/L_init in bf16)
+    and run/all_config.yaml (PretrainConfig.model_dump()), beside a dataset without manifest.json."""
+    from safetensors.torch import load_file
+
+    run.mkdir()
+    state = load_file(str(sudoku_run.checkpoint / "model.safetensors"))
+    state = {"_orig_mod." + k: (v.bfloat16() if k.endswith(("H_init", "L_init")) else v) for k, v in state.items()}
+    torch.save(state, run / "step_280")
+    ours = yaml.safe_load((sudoku_run.run_dir / "all_config.yaml").read_text())
+    arch = {k: ours["arch"][k] for k in ("H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "expansion",
+                                         "num_heads", "pos_encodings", "puzzle_emb_ndim", "rms_norm_eps", "rope_theta",
+                                         "halt_max_steps", "halt_exploration_prob")}
+    arch |= {"name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1", "forward_dtype": "bfloat16",
+             "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"}}
+    config = {"arch": arch, "data_path": "data/sudoku-4x4", "global_batch_size": 64, "epochs": 60, "eval_interval": 30,
+              "checkpoint_every_eval": True, "lr": 0.003, "lr_min_ratio": 1.0, "lr_warmup_steps": 5, "beta1": 0.9,
+              "beta2": 0.95, "weight_decay": 0.1, "puzzle_emb_weight_decay": 0.1, "puzzle_emb_lr": 0.01, "seed": 0,
+              "project_name": "S4 ACT-torch", "run_name": "HierarchicalReasoningModel_ACTV1 tiny-test",
+              "checkpoint_path": "checkpoints/S4 ACT-torch/HierarchicalReasoningModel_ACTV1 tiny-test", "eval_save_outputs": []}
+    (run / "all_config.yaml").write_text(yaml.safe_dump(config))
+    return run / "step_280"
+
+
+def copy_as_original_dataset(src: Path, dst: Path) -> Path:
+    """The same arrays written the way the original builders write them: np.save, no manifest."""
+    for split in ("train", "test"):
+        (dst / split).mkdir(parents=True)
+        for path in (src / split).glob("*.npy"):
+            np.save(dst / split / path.name, np.load(path))
+        shutil.copy(src / split / "dataset.json", dst / split / "dataset.json")
+    shutil.copy(src / "identifiers.json", dst / "identifiers.json")
+    return dst
+
+
+def test_original_checkpoint_and_dataset_evaluate_directly_and_after_conversion(sudoku_run, tmp_path, capsys):
+    original = write_original_run(tmp_path / "HRM-run", sudoku_run)
+    data = copy_as_original_dataset(sudoku_run.data_path, tmp_path / "data-original")
+    assert hrm(["eval", f"checkpoint={original}", f"data_path={data}", f"out={tmp_path / 'direct'}", "progress=false"]) == 0
+    assert "records no dataset hash" in capsys.readouterr().out
+    assert hrm(["convert", str(original), str(tmp_path / "converted"), "--seq-len", "16"]) == 0
+    # The same batch as the direct run (its all_config.yaml's global_batch_size): q_halt_loss, as the
+    # original computes it, sums over padding rows too.
+    assert hrm(["eval", f"checkpoint={tmp_path / 'converted'}", f"data_path={data}", f"out={tmp_path / 'conv'}",
+                "batch_size=64", "progress=false"]) == 0
+    direct, converted = results_of(tmp_path / "direct"), results_of(tmp_path / "conv")
+    assert direct["metrics"] == converted["metrics"]
+    a, _ = read_predictions(tmp_path / "direct")
+    b, _ = read_predictions(tmp_path / "conv")
+    assert np.array_equal(a["predictions"], b["predictions"])
+    # H_init/L_init went through bf16, as in real original checkpoints: nearly the trained model's answers.
+    ours, _ = read_predictions_of_run(sudoku_run, tmp_path)
+    assert (ours["predictions"] == a["predictions"]).mean() > 0.95
+
+
+def read_predictions_of_run(sudoku_run, tmp_path):
+    out = tmp_path / "ours"
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", f"out={out}", "progress=false"]) == 0
+    return read_predictions(out)
+
+
+def test_arc_eval_writes_a_valid_submission_and_per_task_results(arc_ckpt, tmp_path):
+    checkpoint, data, evaluation = arc_ckpt
+    out = tmp_path / "out"
+    assert hrm(["eval", f"checkpoint={checkpoint}", f"data_path={data}", f"out={out}", "arc_k=1,2", "progress=false"]) == 0
+    results = results_of(out)
+    assert results["protocol"]["task"] == "arc" and results["arc"]["scored_tasks"] == 2
+    assert results["arc"]["test_inputs"] == 3 and results["arc"]["stray_votes"] == 0
+    assert results["arc"]["votes"] == results["metrics"]["count"]      # every version of every test input voted
+    expected = {p.stem: len(json.loads(p.read_text())["test"]) for p in evaluation.glob("*.json")}
+    submission = json.loads((out / "submission.json").read_text())
+    arc.validate_submission(submission, expected)
+    per_task = json.loads((out / "arc_tasks.json").read_text())
+    solved = sum(t["solved_at_k"]["2"] for t in per_task.values())
+    assert results["arc"]["task_pass_at_k"]["2"] == pytest.approx(solved / 2)
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_give_the_one_process_answers(sudoku_run, tmp_path):
+    """2 gloo processes (local batch 8 each) against 1 process with batch 8: identical rows and metrics.
+    max_examples=60 ends inside a global batch, so the padding and the interleaving are both exercised."""
+    common = [f"checkpoint={sudoku_run.run_dir}", "max_examples=60", "progress=false", "device=cpu"]
+    assert hrm(["eval", *common, "batch_size=8", f"out={tmp_path / 'one'}"]) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "hrm.cli", "eval", *common, "batch_size=16", f"out={tmp_path / 'two'}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 processes" in done.stdout
+    one, _ = read_predictions(tmp_path / "one")
+    two, _ = read_predictions(tmp_path / "two")
+    assert set(one) == set(two)
+    for name in one:
+        assert np.array_equal(one[name], two[name]), name
+    assert results_of(tmp_path / "one")["metrics"] == pytest.approx(results_of(tmp_path / "two")["metrics"], rel=1e-6)
