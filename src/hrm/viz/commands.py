@@ -108,7 +108,9 @@ def _draw_png(args, dataset: Path | None, predictions: Path | None, model) -> in
             raise VizError("--png needs a predictions file, or a dataset (or a run with a recorded dataset) and --model")
         split = args.split or data.info()["default_split"]
         example = data.example(split, args.index)
-        title = f"{example['name']} · example #{args.index} of {split}"
+        # Identifier 0 is the shared "<blank>" one (every Sudoku and maze puzzle): no name worth showing.
+        name = example["name"] if example["identifier"] != 0 else f"{data.task} puzzle"
+        title = f"{name} · example #{args.index} of the {split} split"
         inputs, labels = np.array(example["inputs"]), np.array(example["labels"])
         prediction = example["prediction"]
         if prediction is not None:

@@ -147,6 +147,9 @@ def draw_trajectory(style: TaskStyle, trajectory: Trajectory, out: str | Path, c
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)            # mkstemp makes the file private; the PNG is not
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

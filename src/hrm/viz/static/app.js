@@ -8,6 +8,8 @@ import { SolvePanel } from "./solve.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 200;
+// Identifier 0 is the "<blank>" identifier: every Sudoku and maze puzzle has it (spec §9.1, §10).
+const BLANK_ID = 0;
 
 const state = {
   info: null, split: null, filter: "all", query: "", offset: 0, total: 0,
@@ -64,9 +66,9 @@ async function loadEntries() {
     index.className = "index";
     index.textContent = `#${entry.index}`;
     const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = entry.name;           // untrusted: text only
-    name.title = entry.name;
+    name.className = entry.identifier === BLANK_ID ? "name unnamed" : "name";
+    name.textContent = entry.identifier === BLANK_ID ? `${state.info.task} puzzle` : entry.name;   // untrusted: text only
+    name.title = `${entry.name} (puzzle identifier ${entry.identifier})`;
     const status = document.createElement("span");
     if (entry.status) {
       status.className = `status-${entry.status}`;
@@ -116,7 +118,7 @@ function showExample(example) {
   const view = example.view;
   const given = givenCells(style, example.inputs);
   const labels = example.labels.map((t) => (t === IGNORE ? 0 : t));
-  $("puzzle-title").textContent = example.name;
+  $("puzzle-title").textContent = example.identifier === BLANK_ID ? `Example #${example.index}` : example.name;
   $("legend-given").hidden = !given;
   renderBoard($("board-input"), style, view, example.inputs, { given });
   renderBoard($("board-label"), style, view, labels, { given });
