@@ -65,6 +65,8 @@ def describe(inner: HRMInner, kind: str, backend: str, source: str | None = None
         "carry_shape": [1, T, config.hidden_size],
         "carry_init": {"z_H": inner.H_init.float().cpu().tolist(), "z_L": inner.L_init.float().cpu().tolist()},
         "io": io,
+        # The browser visualiser reads the roles of an ONNX graph under "onnx" (hrm/viz/static/solver.js).
+        **({"onnx": io} if backend == "onnx" else {}),
         "arch": asdict(config),
         "source": source,
     }
