@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -146,12 +148,19 @@ def _parse_sudoku(text: str, box: tuple[int, int]) -> np.ndarray:
 
 
 def _serve(args, dataset: Path | None, predictions: Path | None, model) -> int:
+    if model is not None and not args.export_dir:
+        # The on-the-fly export lives as long as the server.
+        with tempfile.TemporaryDirectory(prefix="hrm-viz-") as export_dir:
+            return _serve_with(args, dataset, predictions, model, Path(export_dir))
+    return _serve_with(args, dataset, predictions, model, Path(args.export_dir) if args.export_dir else None)
+
+
+def _serve_with(args, dataset: Path | None, predictions: Path | None, model, export_dir: Path | None) -> int:
     from hrm.viz.server import ServedModel, VizServer
 
     served = None
     if model is not None:
         from hrm.viz.model import export_browser_model
-        export_dir = Path(args.export_dir) if args.export_dir else Path(tempfile.mkdtemp(prefix="hrm-viz-"))
         print(f"exporting {model.path} to ONNX in {export_dir} ...", file=sys.stderr)
         onnx_path, metadata = export_browser_model(model, export_dir)
         served = ServedModel(onnx_path, metadata)
@@ -174,6 +183,10 @@ def _serve(args, dataset: Path | None, predictions: Path | None, model) -> int:
     if args.open:
         import webbrowser
         webbrowser.open(server.url)
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)      # a TERM also removes the temporary export
     try:
         server.serve_forever()
     except KeyboardInterrupt:
