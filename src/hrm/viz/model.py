@@ -116,7 +116,7 @@ def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path,
         import onnxscript  # noqa: F401
     except ImportError as error:
         raise ModelError(f"solving in the browser needs the ONNX exporter's packages ({error.name} is missing): "
-                         "pip install onnx onnxscript") from None
+                         "pip install 'hrm[ports]' (or onnx and onnxscript)") from None
     out_dir = Path(out_dir)
     onnx_path = export_onnx(model.head.model.inner, out_dir / "model.onnx", kind="step", source=str(model.path))
     if (out_dir / "model.onnx.data").exists():
