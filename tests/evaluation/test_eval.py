@@ -216,3 +216,24 @@ def test_two_processes_under_torchrun_give_the_one_process_answers(sudoku_run, t
     for name in one:
         assert np.array_equal(one[name], two[name]), name
     assert results_of(tmp_path / "one")["metrics"] == pytest.approx(results_of(tmp_path / "two")["metrics"], rel=1e-6)
+
+
+def test_another_backend_gives_the_same_answers(sudoku_run, tmp_path, capsys):
+    """backend=numpy (hrm.ports.numpy through hrm.export's ACT driver) against the PyTorch loss head."""
+    common = [f"checkpoint={sudoku_run.run_dir}", "progress=false", "save_steps=true", "halting=q"]
+    assert hrm(["eval", *common, f"out={tmp_path / 'torch'}"]) == 0
+    assert hrm(["eval", *common, "backend=numpy", f"out={tmp_path / 'numpy'}"]) == 0
+    assert "backend     numpy" in capsys.readouterr().out
+    ours, _ = read_predictions(tmp_path / "torch")
+    port, _ = read_predictions(tmp_path / "numpy")
+    for name in ("predictions", "step_predictions", "exact"):
+        assert np.array_equal(ours[name], port[name]), name
+    for name in ("q_halt_logits", "q_continue_logits", "step_q_halt_logits"):
+        np.testing.assert_allclose(port[name], ours[name], atol=1e-4, rtol=1e-4)
+    a, b = results_of(tmp_path / "torch"), results_of(tmp_path / "numpy")
+    for name in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "count"):
+        assert a["metrics"][name] == pytest.approx(b["metrics"][name], abs=1e-9), name
+    assert a["q_halting"]["comparison"] == pytest.approx(b["q_halting"]["comparison"])
+    assert a["q_halting"]["metrics"] == pytest.approx(b["q_halting"]["metrics"])
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", "backend=nonsense", "progress=false"]) == 2
+    assert "unknown backend 'nonsense'" in capsys.readouterr().err

@@ -21,6 +21,17 @@ checkpoint is a run directory (its latest checkpoint), a checkpoints/step_<N> fo
 .safetensors file in hrm's weights format, or an original checkpoint file (step_<N>, with its
 all_config.yaml beside it).
 
+Checkpoints made by the original code (e.g. the released sapientinc/HRM-checkpoint-* files):
+  hrm eval checkpoint=HRM-checkpoint-sudoku-extreme/checkpoint data_path=data/sudoku-extreme-full
+The architecture comes from all_config.yaml beside the file, the sizes from the weights, seq_len from
+the dataset. The dataset may be built by the original code (no manifest.json needed) or by `hrm data`.
+Its vocab_size, seq_len and num_puzzle_identifiers must match the checkpoint (else a clear error). For
+Sudoku and mazes every puzzle identifier is 0 and the test split is the unaugmented test CSV, so a
+rebuilt dataset fits. For ARC the puzzle embeddings are indexed by the identifiers of the dataset the
+checkpoint was trained on: only that dataset (its identifiers.json) gives meaningful scores; a rebuilt
+one numbers the puzzles differently and scores near zero. `hrm convert ORIGINAL OUT_DIR` writes
+hrm's safetensors format, if you prefer to keep that.
+
 options (key=value):
 """
 
@@ -31,8 +42,8 @@ def _options_help() -> str:
     notes = {
         "checkpoint": "the checkpoint (required)",
         "data_path": "dataset folder (default: the one the run was trained on)",
-        "split": "split to evaluate (default test)",
-        "batch_size": "global batch size (default: the run's global_batch_size)",
+        "split": "split to evaluate",
+        "batch_size": "global batch (default: the run's, at most the split's size; off CUDA also capped by memory)",
         "max_examples": "evaluate only the first N examples of the split",
         "device": "auto | cpu | cuda | cuda:1 | mps",
         "dtype": "auto | float32 | bfloat16 | float16",
@@ -46,6 +57,7 @@ def _options_help() -> str:
         "force": "true: evaluate on a dataset other than the training one",
         "verify": "dataset manifest check: auto | quick | full | none",
         "progress": "false: no progress bar",
+        "backend": "torch, or another backend of hrm export (numpy, onnx, iree, mlx, ...; see hrm verify)",
     }
     lines = []
     for f in dataclasses.fields(EvalConfig):

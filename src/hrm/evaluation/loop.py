@@ -12,7 +12,7 @@ report "stop when the Q head says halt" beside the fixed rule from the same forw
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +104,7 @@ def run_act(head: ACTLossHead, batch: dict[str, torch.Tensor], save_steps: bool 
 ROW_FIELDS = ("inputs", "labels", "puzzle_identifiers", "predictions", "q_halt_logits", "q_continue_logits",
               "q_halt_step", "q_halt_predictions", "q_halt_q_logits")
 STEP_FIELDS = ("step_predictions", "step_q_halt_logits", "step_q_continue_logits")
+# The loss head's metric sums (spec §7) in eval mode (hrm.training sums these itself).
 METRIC_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "q_halt_loss")
 
 
@@ -128,7 +129,8 @@ def _compact(name: str, tensor: torch.Tensor) -> np.ndarray:
 
 def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", save_steps: bool = False,
              max_examples: int | None = None, progress: bool = False, augmenter=None, versions: int = 1,
-             seed: int = 0, vote_q_halted: bool = False) -> SplitOutputs:
+             seed: int = 0, vote_q_halted: bool = False,
+             runner: Callable[[dict[str, torch.Tensor], bool], BatchOutputs] | None = None) -> SplitOutputs:
     """Evaluate `head` on a test-mode `PuzzleDataset` (hrm.data), in its order.
 
     Under torch.distributed every rank passes its own shard of the same split (the loader gives every rank
@@ -138,13 +140,17 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     prefix of the split: rows past it become padding rows (labels ignored), so no metric counts them.
     With an `augmenter` (hrm.evaluation.tta) and versions > 1, every row is also solved in versions - 1
     transformed versions and the voted answer is kept as the row field "tta_predictions".
+    `runner(batch, save_steps)` replaces the PyTorch loop (hrm.evaluation.backends: another backend).
     """
     from hrm.evaluation import distributed
 
     head.eval()
+    if runner is None:
+        def runner(batch, steps):
+            return run_act(head, batch, save_steps=steps)
     G, L = dataset.global_batch_size, dataset.local_batch_size
     rank_offsets = dataset.rank * L + np.arange(L)          # this rank's rows' offsets in a global batch
-    sums = {k: 0.0 for k in METRIC_KEYS}
+    sums: dict[str, float] = {}
     local: dict[str, list[np.ndarray]] = {k: [] for k in ROW_FIELDS + (STEP_FIELDS if save_steps else ())}
     real_sizes: list[int] = []
     seen = 0
@@ -161,9 +167,9 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
             beyond = torch.from_numpy(rank_offsets >= real)
             batch["labels"] = torch.where(beyond.unsqueeze(-1), IGNORE_LABEL_ID, batch["labels"])
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = run_act(head, batch, save_steps=save_steps)
-        for k in METRIC_KEYS:
-            sums[k] += float(out.metrics[k])
+        out = runner(batch, save_steps)
+        for k, v in out.metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
         tensors = {"inputs": batch["inputs"].cpu(), "labels": batch["labels"].cpu(),
                    "puzzle_identifiers": batch["puzzle_identifiers"].cpu(), "predictions": out.predictions,
                    "q_halt_logits": out.q_halt_logits, "q_continue_logits": out.q_continue_logits,
@@ -177,7 +183,8 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         if augmenter is not None and versions > 1:
             from hrm.evaluation.tta import vote_batch
             indices = seen - test_batch.global_size + rank_offsets
-            voted = vote_batch(head, batch, out, augmenter, indices, versions, seed, use_q_halt=vote_q_halted)
+            voted = vote_batch(lambda b: runner(b, False), batch, out, augmenter, indices, versions, seed,
+                               use_q_halt=vote_q_halted)
             local.setdefault("tta_predictions", []).append(voted.astype(np.int16))
         real_sizes.append(real)
     if not real_sizes:

@@ -48,25 +48,25 @@ def exact(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return row_correctness(predictions, labels)[2]
 
 
+def sums_from_predictions(predictions: np.ndarray, labels: np.ndarray, q_halt_logits: np.ndarray | None = None,
+                          steps: np.ndarray | None = None) -> dict[str, float]:
+    """The loss head's raw metric sums (spec §7) for (N, S) predictions against (N, S) labels."""
+    right, supervised, is_exact = row_correctness(predictions, labels)
+    counted = supervised > 0
+    sums = {"count": float(counted.sum()),
+            "exact_accuracy": float(is_exact[counted].sum()),
+            "accuracy": float((right[counted] / supervised[counted]).sum())}
+    if q_halt_logits is not None:
+        sums["q_halt_accuracy"] = float(((np.asarray(q_halt_logits)[counted] >= 0) == is_exact[counted]).sum())
+    if steps is not None:
+        sums["steps"] = float(np.asarray(steps)[counted].sum())
+    return sums
+
+
 def from_predictions(predictions: np.ndarray, labels: np.ndarray, q_halt_logits: np.ndarray | None = None,
                      steps: np.ndarray | None = None) -> dict[str, float]:
     """The normalised figures for (N, S) predictions against (N, S) labels."""
-    right, supervised, is_exact = row_correctness(predictions, labels)
-    counted = supervised > 0
-    count = int(counted.sum())
-    if count == 0:
-        return {"count": 0, "exact_accuracy": float("nan"), "accuracy": float("nan")}
-    figures = {
-        "count": count,
-        "exact_accuracy": float(is_exact[counted].mean()),
-        "accuracy": float((right[counted] / supervised[counted]).mean()),
-    }
-    if q_halt_logits is not None:
-        says_right = np.asarray(q_halt_logits)[counted] >= 0
-        figures["q_halt_accuracy"] = float((says_right == is_exact[counted]).mean())
-    if steps is not None:
-        figures["steps"] = float(np.asarray(steps)[counted].mean())
-    return figures
+    return normalise(sums_from_predictions(predictions, labels, q_halt_logits, steps))
 
 
 def q_halting_comparison(fixed: dict[str, float], q_halted: dict[str, float], halt_max_steps: int) -> dict[str, float]:

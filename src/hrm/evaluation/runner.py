@@ -52,6 +52,7 @@ class EvalConfig:
     force: bool = False                      # evaluate even if the dataset differs from the training dataset
     verify: str = "auto"                     # dataset manifest check: auto | quick | full | none
     progress: bool = True
+    backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
 
     def validate(self) -> "EvalConfig":
         problems = []
@@ -280,9 +281,20 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             if not is_hrm_checkpoint(resolved.weights):
                 # The original's all_config.yaml has no seq_len (it came from the dataset at run time).
                 overrides = {"seq_len": load_metadata(data_path, config.split).seq_len}
-            head, arch, info = load_checkpoint(resolved.weights, device=device, dtype=choice.dtype, arch_overrides=overrides)
+            # Other backends are built from the float32 model (their parity reference), on the CPU.
+            dtype = choice.dtype if config.backend == "torch" else torch.float32
+            head, arch, info = load_checkpoint(resolved.weights, device=device if config.backend == "torch" else "cpu",
+                                               dtype=dtype, arch_overrides=overrides)
         except (CheckpointError, DatasetFormatError) as e:
             raise EvalError(str(e)) from None
+        runner = None
+        if config.backend != "torch":
+            from hrm.evaluation.backends import backend_runner
+            try:
+                runner = backend_runner(config.backend, head, arch, str(resolved.weights))
+            except (ValueError, RuntimeError) as e:
+                raise EvalError(str(e)) from None
+            device = torch.device("cpu")
         meta, data_hash = check_dataset(arch, info, data_path, config.split, config.force, say)
         task = dataset_task(data_path, meta.seq_len, meta.vocab_size)
         if data_hash is None and main:
@@ -312,13 +324,16 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         say(f"dataset     {data_path} [{config.split}], task {task}, "
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
                if data_hash else "no recorded hash to compare"))
-        say(f"device      {choice.describe()}" + (f", {processes.world_size} processes" if processes.distributed else ""))
+        if runner is None:
+            say(f"device      {choice.describe()}" + (f", {processes.world_size} processes" if processes.distributed else ""))
+        else:
+            say(f"backend     {config.backend}: {runner.detail}")
         say("protocol    " + protocol_line(arch.halt_max_steps, config, task) + f"; batch {batch_size}")
 
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
                            progress=config.progress and main, augmenter=augmenter, versions=config.tta,
-                           seed=config.seed, vote_q_halted=config.halting == "q")
+                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
         seconds = time.perf_counter() - start
         if not main:
             return None
@@ -379,7 +394,8 @@ def summarise(outputs, config: EvalConfig, task: str, halt_max_steps: int, secon
     rows = outputs.rows
     fixed = metrics.normalise(outputs.metric_sums)
     results: dict[str, Any] = {
-        "protocol": {"halting": config.halting, "halt_max_steps": halt_max_steps, "split": config.split,
+        "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
+                     "split": config.split,
                      "examples": outputs.num_examples, "tta_versions": config.tta if task != "arc" else None,
                      "arc_k": config.arc_k if task == "arc" else None, "task": task},
         "metrics": fixed,
@@ -428,8 +444,9 @@ def report_lines(results: dict[str, Any]) -> list[str]:
              f"  exact accuracy   {_pct(m.get('exact_accuracy'))}   <- headline: every cell right",
              f"  token accuracy   {_pct(m.get('accuracy'))}",
              f"  q-halt accuracy  {_pct(m.get('q_halt_accuracy'))}",
-             f"  mean steps       {m.get('steps', float('nan')):7.2f}",
-             f"  lm_loss          {m.get('lm_loss', float('nan')):7.4f}"]
+             f"  mean steps       {m.get('steps', float('nan')):7.2f}"]
+    if "lm_loss" in m:
+        lines.append(f"  lm_loss          {m['lm_loss']:7.4f}")
     if "q_halting" in results:
         c = results["q_halting"]["comparison"]
         lines += ["Q-head halting vs the fixed rule:",

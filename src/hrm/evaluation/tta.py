@@ -102,14 +102,13 @@ def draw_versions(augmenter: Augmenter, example_indices: np.ndarray, extra_versi
     return np.stack(mappings, axis=1), np.stack(token_maps, axis=1)
 
 
-def vote_batch(head, batch: dict[str, torch.Tensor], first: "BatchOutputs", augmenter: Augmenter,  # noqa: F821
-               example_indices: np.ndarray, versions: int, seed: int, use_q_halt: bool = False) -> np.ndarray:
+def vote_batch(run, batch: dict[str, torch.Tensor], first, augmenter: Augmenter, example_indices: np.ndarray,
+               versions: int, seed: int, use_q_halt: bool = False) -> np.ndarray:
     """The voted answer (B, S) of every row over the original (already run: `first`) and versions - 1 transforms.
 
-    use_q_halt takes each version's answer at its Q-halt step instead of its last step.
+    `run(batch) -> BatchOutputs` runs the ACT loop (hrm.evaluation.loop). use_q_halt takes each version's
+    answer at its Q-halt step instead of its last step.
     """
-    from hrm.evaluation.loop import run_act
-
     def answer(out):
         return ((out.q_halt_predictions if use_q_halt else out.predictions).numpy(),
                 (out.q_halt_q_logits if use_q_halt else out.q_halt_logits).numpy())
@@ -125,7 +124,7 @@ def vote_batch(head, batch: dict[str, torch.Tensor], first: "BatchOutputs", augm
             version = {"inputs": torch.from_numpy(apply(inputs, mapping, token_map).astype(np.int32)).to(device),
                        "labels": torch.from_numpy(apply(labels, mapping, token_map).astype(np.int32)).to(device),
                        "puzzle_identifiers": batch["puzzle_identifiers"]}
-            answers, q = answer(run_act(head, version))
+            answers, q = answer(run(version))
             back = invert(answers.astype(np.int64), mapping, token_map).astype(np.int32)
             for row, (a, s) in enumerate(zip(back, q)):
                 ballots[row].append((a.tobytes(), a, float(s)))
