@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hrm demo
 
 test: $(STAMP)
+	bash scripts/install-browser.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)
