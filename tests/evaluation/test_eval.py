@@ -237,3 +237,25 @@ def test_another_backend_gives_the_same_answers(sudoku_run, tmp_path, capsys):
     assert a["q_halting"]["metrics"] == pytest.approx(b["q_halting"]["metrics"])
     assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", "backend=nonsense", "progress=false"]) == 2
     assert "unknown backend 'nonsense'" in capsys.readouterr().err
+
+
+def test_arc_eval_on_real_arc_agi_tasks(tmp_path):
+    """Five ARC-AGI-1 evaluation tasks (from ../shared), built with hrm data's ARC builder: every task and
+    test input appears in the submission, in the Kaggle structure."""
+    from conftest import require_shared
+    from hrm.data.arc import build
+
+    source = require_shared("data/arc-agi-1/evaluation")
+    evaluation = tmp_path / "raw" / "evaluation"
+    evaluation.mkdir(parents=True)
+    files = sorted(source.glob("*.json"))[:5]
+    for path in files:
+        shutil.copy(path, evaluation / path.name)
+    data = build(tmp_path / "arc", [tmp_path / "raw"], num_aug=2, seed=0, log=lambda *_: None)
+    checkpoint = eval_fixtures.save_untrained(Path(data), tmp_path / "ckpt")
+    out = tmp_path / "out"
+    assert hrm(["eval", f"checkpoint={checkpoint}", f"data_path={data}", f"out={out}", "progress=false"]) == 0
+    expected = {p.stem: len(json.loads(p.read_text())["test"]) for p in files}
+    arc.validate_submission(json.loads((out / "submission.json").read_text()), expected)
+    summary = results_of(out)["arc"]
+    assert summary["scored_tasks"] == 5 and summary["test_inputs"] == sum(expected.values()) and summary["stray_votes"] == 0

@@ -287,6 +287,8 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
                                                dtype=dtype, arch_overrides=overrides)
         except (CheckpointError, DatasetFormatError) as e:
             raise EvalError(str(e)) from None
+        meta, data_hash = check_dataset(arch, info, data_path, config.split, config.force, say)
+        task = dataset_task(data_path, meta.seq_len, meta.vocab_size)
         runner = None
         if config.backend != "torch":
             from hrm.evaluation.backends import backend_runner
@@ -295,8 +297,6 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             except (ValueError, RuntimeError) as e:
                 raise EvalError(str(e)) from None
             device = torch.device("cpu")
-        meta, data_hash = check_dataset(arch, info, data_path, config.split, config.force, say)
-        task = dataset_task(data_path, meta.seq_len, meta.vocab_size)
         if data_hash is None and main:
             untrained, used = untrained_embeddings(head, data_path, config.split, meta.sets)
             if untrained:
@@ -328,7 +328,8 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             say(f"device      {choice.describe()}" + (f", {processes.world_size} processes" if processes.distributed else ""))
         else:
             say(f"backend     {config.backend}: {runner.detail}")
-        say("protocol    " + protocol_line(arch.halt_max_steps, config, task) + f"; batch {batch_size}")
+        versions = arc_versions(data_path, config.split, meta.sets) if task == "arc" else None
+        say("protocol    " + protocol_line(arch.halt_max_steps, config, task, versions) + f"; batch {batch_size}")
 
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
@@ -337,7 +338,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         seconds = time.perf_counter() - start
         if not main:
             return None
-        results = summarise(outputs, config, task, arch.halt_max_steps, seconds)
+        results = summarise(outputs, config, task, arch.halt_max_steps, seconds, batch_size, versions)
         out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config.split)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(resolved.weights),
@@ -358,11 +359,23 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         shutdown(processes)
 
 
-def protocol_line(halt_max_steps: int, config: EvalConfig, task: str) -> str:
+def arc_versions(data_path: Path, split: str, sets: list[str]) -> float:
+    """Mean number of versions (original + augmentations) per task in an ARC split."""
+    from hrm.data import load_identifiers
+    from hrm.data.format import array_path
+
+    names = load_identifiers(data_path)
+    ids = np.unique(np.concatenate([np.load(array_path(data_path, split, s, "puzzle_identifiers")) for s in sets]))
+    tasks = {arc_scoring.task_name(names[i]) for i in ids if i > 0}
+    return len(ids[ids > 0]) / max(1, len(tasks))
+
+
+def protocol_line(halt_max_steps: int, config: EvalConfig, task: str, arc_versions: float | None = None) -> str:
     halting = (f"every puzzle runs halt_max_steps={halt_max_steps} ACT steps (the original's rule)" if config.halting == "fixed"
                else f"each puzzle stops when its Q head says halt (at most halt_max_steps={halt_max_steps})")
     if task == "arc":
-        augment = "augmentations: the dataset's versions of each task, voted; k=" + ",".join(map(str, config.arc_k))
+        augment = (f"augmentations: {arc_versions:g} versions per task (the dataset's), voted; "
+                   f"pass@k for k=" + ",".join(map(str, config.arc_k)))
     elif config.tta > 1:
         augment = f"augmentations: {config.tta} versions per puzzle (original + {config.tta - 1} random), voted"
     else:
@@ -388,13 +401,15 @@ def prediction_arrays(outputs, halting: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def summarise(outputs, config: EvalConfig, task: str, halt_max_steps: int, seconds: float) -> dict[str, Any]:
+def summarise(outputs, config: EvalConfig, task: str, halt_max_steps: int, seconds: float, batch_size: int,
+              arc_versions: float | None = None) -> dict[str, Any]:
     """results.json. NOTE: "metrics" are the original's, divided by count; its q_halt_loss sums over every
     row of every batch, padding rows included, so it depends on the batch size (it is not printed)."""
     rows = outputs.rows
     fixed = metrics.normalise(outputs.metric_sums)
     results: dict[str, Any] = {
         "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
+                     "batch_size": batch_size, "arc_versions_per_task": arc_versions,
                      "split": config.split,
                      "examples": outputs.num_examples, "tta_versions": config.tta if task != "arc" else None,
                      "arc_k": config.arc_k if task == "arc" else None, "task": task},
