@@ -147,15 +147,23 @@ def resolve_checkpoint(path: str | Path) -> Resolved:
     return Resolved(path, run_dir, run_config, step_name)
 
 
+def recorded_data_path(resolved: Resolved) -> Path | None:
+    """The dataset the checkpoint's run trained on, if its all_config.yaml names one that is here."""
+    recorded = resolved.run_config.get("data_path")
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if not path.exists() and not path.is_absolute() and resolved.run_dir is not None:
+        path = resolved.run_dir / path           # relative to the run, as a moved run folder would have it
+    return path if path.is_dir() else None
+
+
 def resolve_data_path(config: EvalConfig, resolved: Resolved) -> Path:
-    if config.data_path:
-        path = Path(config.data_path)
-    elif resolved.run_config.get("data_path"):
-        path = Path(resolved.run_config["data_path"])
-        if not path.exists() and not path.is_absolute() and resolved.run_dir is not None:
-            path = resolved.run_dir / path
-    else:
-        raise EvalError(f"{resolved.weights}: no data_path recorded with this checkpoint; pass data_path=DATASET")
+    path = Path(config.data_path) if config.data_path else recorded_data_path(resolved)
+    if path is None:
+        recorded = resolved.run_config.get("data_path")
+        raise EvalError(f"{resolved.weights}: " + (f"its run's data_path {recorded} is not here" if recorded else
+                                                    "no data_path recorded with this checkpoint") + "; pass data_path=DATASET")
     if not path.is_dir():
         raise EvalError(f"{path}: dataset folder not found (pass data_path=DATASET)")
     return path

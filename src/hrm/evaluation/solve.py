@@ -37,7 +37,7 @@ class Step:
     q_halt_logit: float
     q_continue_logit: float
     says_halt: bool                   # q_halt > q_continue
-    changed: int                      # cells that differ from the previous step's prediction
+    changed: int                      # cells that differ from the previous step's prediction (step 1: the input)
 
 
 @dataclass
@@ -122,17 +122,19 @@ class Solver:
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", dtype: str = "auto",
                  data_path: str | Path | None = None, seq_len: int | None = None):
+        from hrm.data import load_metadata
         from hrm.device import choose
-        from hrm.evaluation.runner import EvalError, dataset_box, dataset_task, resolve_checkpoint
-        from hrm.models.checkpoint import CheckpointError, load_checkpoint
+        from hrm.evaluation.runner import EvalError, dataset_box, dataset_task, recorded_data_path, resolve_checkpoint
+        from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
 
         self.choice = choose(device, dtype)
         resolved = resolve_checkpoint(checkpoint)
         self.checkpoint = str(resolved.weights)
-        data = data_path or resolved.run_config.get("data_path")
-        self.data_path = Path(data) if data and Path(data).is_dir() else None
-        if data_path and self.data_path is None:
-            raise EvalError(f"{data_path}: dataset folder not found")
+        self.data_path = Path(data_path) if data_path else recorded_data_path(resolved)
+        if self.data_path is not None and not self.data_path.is_dir():
+            raise EvalError(f"{self.data_path}: dataset folder not found")
+        if seq_len is None and self.data_path is not None and not is_hrm_checkpoint(resolved.weights):
+            seq_len = load_metadata(self.data_path, "test").seq_len     # the original's config does not hold it
         overrides = {"seq_len": seq_len} if seq_len else None
         try:
             self.head, self.arch, self.info = load_checkpoint(resolved.weights, self.choice.device, self.choice.dtype, overrides)
@@ -191,7 +193,7 @@ class Solver:
             ballots.append((back.tobytes(), back, float(q[v])))
         best = rank(ballots)[0]
         answer = Answer(self._rows(parsed, parsed.tokens[0]), self._rows(parsed, best.answer),
-                        self._steps(parsed, out, 0), *self._halt_steps(out, 0, halting),
+                        self._steps(parsed, out, 0, parsed.tokens[0]), *self._halt_steps(out, 0, halting),
                         versions=len(inputs), votes=best.votes)
         answer.check = check_answer(parsed, best.answer)
         return answer
@@ -202,15 +204,16 @@ class Solver:
             return sudoku_rows(tokens, math.isqrt(self.arch.seq_len))
         return maze_rows(tokens)
 
-    def _steps(self, parsed: Puzzle, out, row: int, to_rows=None) -> list[Step]:
+    def _steps(self, parsed: Puzzle, out, row: int, inputs: np.ndarray, to_rows=None) -> list[Step]:
+        """Each step of one row; `changed` counts the cells that differ from the step before (step 1: the input)."""
         to_rows = to_rows or (lambda tokens: self._rows(parsed, tokens))
-        steps, previous = [], None
+        steps, previous = [], np.asarray(inputs)
         for k in range(out.step_predictions.shape[1]):
             prediction = out.step_predictions[row, k].numpy()
             q_halt = float(out.step_q_halt_logits[row, k])
             q_cont = float(out.step_q_continue_logits[row, k])
-            changed = int((prediction != previous).sum()) if previous is not None else int(prediction.size)
-            steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, q_halt > q_cont, changed))
+            steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, q_halt > q_cont,
+                              int((prediction != previous).sum())))
             previous = prediction
         return steps
 

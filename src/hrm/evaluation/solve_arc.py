@@ -53,6 +53,12 @@ def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
     identifiers = load_identifiers(solver.data_path) if solver.data_path is not None else None
     versions = task_versions(identifiers, parsed.name)
     notes = []
+    recorded = solver.info.get("dataset_hash")
+    if versions and recorded:
+        from hrm.data import dataset_hash
+        if dataset_hash(solver.data_path) != recorded:
+            notes.append(f"WARNING: {solver.data_path} is not the dataset this checkpoint was trained on: its puzzle "
+                         "identifiers may name other puzzles' embeddings")
     if versions:
         if tta > 1:
             versions = versions[:tta]
@@ -84,7 +90,7 @@ def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
             if start == 0:
                 original = out
         best = rank(ballots)[0]
-        steps = solver._steps(parsed, original, 0, to_rows=lambda tokens: crop(tokens).tolist())
+        steps = solver._steps(parsed, original, 0, inputs[0], to_rows=lambda tokens: crop(tokens).tolist())
         answer_step, q_step = solver._halt_steps(original, 0, halting)
         result = Answer(grid.tolist(), best.answer.tolist(), steps, answer_step, q_step,
                         versions=len(versions), votes=best.votes)
