@@ -99,6 +99,8 @@ def test_maze_solve_from_a_text_file(maze_ckpt, tmp_path, capsys):
     (answer,) = result.answers
     assert result.task == "maze" and len(answer.answer) == 6 and all(len(r) == 6 for r in answer.answer)
     assert answer.puzzle == path.read_text().splitlines() and set(answer.check) == {"valid", "matches_solver", "message"}
+    one_line = hrm.solve(checkpoint, "".join(answer.puzzle), data_path=data)     # the dataset CSVs' form
+    assert one_line.answers[0].answer == answer.answer
     assert cli(["solve", str(checkpoint), str(path), "--data-path", str(data), "--steps", "--tta", "3"]) == 0
     text = capsys.readouterr().out
     assert "voted over 3 versions" in text and "answer:" in text

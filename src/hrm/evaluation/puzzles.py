@@ -3,6 +3,7 @@
     Sudoku   a string of N*N characters, digits 1..N and '.' or '0' for blanks (whitespace ignored),
              or a file holding one
     maze     a text file (or a string) of N lines of N characters over "# SG": wall, free, start, goal
+             (or one line of N*N characters, as the dataset CSVs hold them)
     ARC      a task JSON file (or dict): {"train": [{"input", "output"}...], "test": [{"input"}...]}
 
 Every error names what is wrong and where (line, character, test input) and, where the model is the
@@ -41,15 +42,14 @@ class Puzzle:
 # Recognising the kind of input
 
 def guess_kind(puzzle: Any) -> str:
-    """'arc' for a dict or JSON, 'maze' for multi-line text or a file of several lines, else 'sudoku'."""
+    """'arc' for a dict or JSON text, 'maze' for text with walls, S or G, else 'sudoku'."""
     if isinstance(puzzle, dict):
         return "arc"
     text = _read_text(puzzle)[0]
     stripped = text.lstrip()
     if stripped.startswith("{") or str(puzzle).lower().endswith(".json"):
         return "arc"
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and any(ch in text for ch in "#SG"):
+    if any(ch in text for ch in "#SG"):          # walls, start, goal: never in a Sudoku
         return "maze"
     return "sudoku"
 
@@ -138,6 +138,8 @@ def read_maze(puzzle: Any, seq_len: int) -> Puzzle:
         lines.pop()
     while lines and not lines[0].strip():
         lines.pop(0)
+    if len(lines) == 1 and len(lines[0]) == seq_len:   # one row-major line, as the dataset CSVs hold mazes
+        lines = [lines[0][i * side:(i + 1) * side] for i in range(side)]
     if len(lines) != side:
         raise PuzzleError(f"{source}: a maze of {len(lines)} lines; this model solves {side}x{side} mazes "
                           f"({side} lines of {side} characters over '# SG')")
