@@ -50,7 +50,7 @@ def _options_help() -> str:
         "halting": "fixed (original: every puzzle runs halt_max_steps) | q (stop at the Q head; reports both)",
         "save_steps": "true: also save every step's predictions and Q logits",
         "format": "safetensors | npz (never pickle)",
-        "out": "output folder (default RUN_DIR/eval/<step>-<dataset>-<split>)",
+        "out": "output folder (default RUN_DIR/eval/<step>-<dataset>-<split>[-halting_q][-tta<K>][-<backend>])",
         "tta": "Sudoku/maze: solve each puzzle in K versions (original + K-1 random symmetries) and vote",
         "seed": "seed of the test-time augmentation draws",
         "arc_k": "ARC pass@k values, e.g. 1,2,10",

@@ -256,10 +256,14 @@ def choose_batch_size(requested: int | None, run_batch: int | None, arch, device
     return math.ceil(max(batch, 1) / world) * world
 
 
-def default_out(resolved: Resolved, data_path: Path, split: str) -> Path:
+def default_out(resolved: Resolved, data_path: Path, config: EvalConfig) -> Path:
+    """RUN_DIR/eval/<step>-<dataset>-<split>[-halting_q][-tta<K>][-<backend>]: one folder per setting."""
     folder = resolved.weights if resolved.weights.is_dir() else resolved.weights.parent
     run_dir = resolved.run_dir or (folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent)
-    return run_dir / "eval" / f"{resolved.step_name}-{data_path.resolve().name}-{split}"
+    name = f"{resolved.step_name}-{data_path.resolve().name}-{config.split}"
+    name += "-halting_q" * (config.halting == "q") + (f"-tta{config.tta}" if config.tta > 1 else "")
+    name += f"-{config.backend}" * (config.backend != "torch")
+    return run_dir / "eval" / name
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -347,7 +351,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         if not main:
             return None
         results = summarise(outputs, config, task, arch.halt_max_steps, seconds, batch_size, versions)
-        out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config.split)
+        out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(resolved.weights),
                     "halt_max_steps": arch.halt_max_steps, "dataset_hash": data_hash or ""}
@@ -477,7 +481,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
                   f"  {'fixed (original)':18}{_pct(c['fixed_exact_accuracy']):>12}{c['fixed_steps']:12.2f}",
                   f"  {'stop at Q halt':18}{_pct(c['q_halt_exact_accuracy']):>12}{c['q_halt_mean_steps']:12.2f}",
                   f"  compute saved {100 * c['compute_saved']:.1f}% of ACT steps; exact accuracy "
-                  f"{-100 * c['accuracy_cost']:+.2f} points"]
+                  f"{100 * (c['q_halt_exact_accuracy'] - c['fixed_exact_accuracy']) + 0.0:+.2f} points"]
     if "tta" in results:
         t = results["tta"]
         lines.append(f"test-time augmentation, {t['versions']} versions voted: exact accuracy "
