@@ -124,7 +124,7 @@ class Solver:
                  data_path: str | Path | None = None, seq_len: int | None = None):
         from hrm.data import load_metadata
         from hrm.device import choose
-        from hrm.evaluation.runner import EvalError, dataset_box, dataset_task, recorded_data_path, resolve_checkpoint
+        from hrm.evaluation.sources import EvalError, dataset_box, dataset_task, recorded_data_path, resolve_checkpoint
         from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
 
         self.choice = choose(device, dtype)
@@ -294,7 +294,7 @@ def solve(checkpoint: str | Path, puzzle: Any, *, halting: str = "fixed", tta: i
 # `hrm solve`
 
 def main(argv: list[str]) -> int:
-    from hrm.evaluation.runner import EvalError
+    from hrm.evaluation.sources import EvalError
 
     parser = argparse.ArgumentParser(prog="hrm solve", description="Solve one puzzle with a checkpoint: print the answer "
                                      "as a grid, the prediction at every ACT step, and where the model halts.")

@@ -46,7 +46,7 @@ def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
     """(answers, notes) for every test input of `parsed`."""
     from hrm.data import load_identifiers
     from hrm.data.arc import apply_aug, crop, grid_to_seq, inverse_aug, parse_aug_name
-    from hrm.evaluation.solve import Answer, Step
+    from hrm.evaluation.solve import Answer
     from hrm.evaluation.voting import grid_key, rank
 
     name = parsed.name or "task"
