@@ -1,30 +1,33 @@
 # Two commands for a fresh machine:
-#   make demo   # set up .venv and run the demo (trains a small HRM on the CPU)
-#   make test   # set up .venv and run the whole test suite
+#   make demo   # set up .venv and run the demo (trains a small HRM on the CPU, ~10 minutes)
+#   make test   # set up .venv with the dev extras and the browser, and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install -c constraints.txt
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test clean
 
-venv: $(STAMP)
-
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e ".[dev]"
-	touch $(STAMP)
 
-demo: $(STAMP)
+# The package alone: enough for the demo, training and evaluation.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e .
+	touch $@
+
+# With the dev extras: the ports (ONNX, MLIR/IREE, MLX), loggers, pytest and Playwright.
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
 	$(VENV)/bin/hrm demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	bash scripts/install-browser.sh
 	$(PY) -m pytest
 
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
-
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info

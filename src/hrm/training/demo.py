@@ -30,14 +30,14 @@ import torch
 
 # The embedded default: the config of the reference run (hidden 64, 2+2 layers, H/L cycles 2/2, eight
 # ACT steps, batch 64, lr 2e-3 with 100 warm-up steps, stablemax, AdamATan2).
-DEMO_DATA = dict(box="2x3", n_train=10000, n_test=1000, min_blanks=14, max_blanks=24, num_aug=15, seed=0)
+DEMO_DATA = dict(box="2x3", n_train=50000, n_test=1000, min_blanks=14, max_blanks=24, num_aug=15, seed=0)
 DEMO_OVERRIDES = [
     "arch.hidden_size=64", "arch.num_heads=4", "arch.expansion=4", "arch.H_layers=2", "arch.L_layers=2",
     "arch.H_cycles=2", "arch.L_cycles=2", "arch.halt_max_steps=8", "arch.halt_exploration_prob=0.1",
     "arch.puzzle_emb_ndim=64", "arch.pos_encodings=rope", "arch.loss.loss_type=stablemax_cross_entropy",
-    "global_batch_size=64", "lr=2e-3", "lr_warmup_steps=100", "lr_min_ratio=1.0", "weight_decay=0.1",
-    "puzzle_emb_lr=2e-3", "puzzle_emb_weight_decay=0.1", "beta1=0.9", "beta2=0.95",
-    "epochs=500", "eval_interval=500", "checkpoint_every_eval=true", "keep_checkpoints=1",
+    "global_batch_size=64", "lr=2e-3", "lr_warmup_steps=100", "lr_min_ratio=1.0", "weight_decay=1.0",
+    "puzzle_emb_lr=2e-3", "puzzle_emb_weight_decay=1.0", "beta1=0.9", "beta2=0.95",
+    "epochs=100", "eval_interval=100", "checkpoint_every_eval=true", "keep_checkpoints=1",
     "data.eval_max_examples=0", "logging.log_interval=25", "seed=0",
 ]
 
@@ -147,6 +147,11 @@ def show_trajectory(result: dict, box_text: str) -> str:
     return "\n".join(lines)
 
 
+def decode_board(tokens: np.ndarray) -> np.ndarray:
+    from hrm.data.sudoku import decode_tokens
+    return decode_tokens(tokens.astype(np.int64))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hrm demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -192,6 +197,9 @@ def main(argv: list[str]) -> int:
                "exact_accuracy_per_step": [float(a) for a in per_step], "copy_input": evaluation["copy_input"],
                "checkpoint": str(result.checkpoint), "device": device.describe()}
     (result.run_dir / "demo_results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nresults in {result.run_dir / 'demo_results.json'}; "
-          f"solve your own: hrm solve checkpoint={result.checkpoint} ...")
+    example = "".join(str(v) if v else "." for v in decode_board(evaluation["rows"]["inputs"][0]))
+    print(f"\nresults in {result.run_dir / 'demo_results.json'}. Next:")
+    print(f"  hrm solve {result.run_dir} '{example}'      # one puzzle, step by step")
+    print(f"  hrm eval checkpoint={result.run_dir} save_steps=true        # the whole test split")
+    print(f"  hrm viz --model {result.run_dir}                           # watch it think in the browser")
     return 0
