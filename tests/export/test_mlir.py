@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from export_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error
 
 pytest.importorskip("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")
 pytest.importorskip("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")

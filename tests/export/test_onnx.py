@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from export_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install 'hrm[ports]')")

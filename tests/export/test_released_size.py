@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from export_helpers import rel_error
+from reference_helpers import rel_error
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
 pytest.importorskip("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")

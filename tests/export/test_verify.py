@@ -5,7 +5,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from export_helpers import load_fixture
+from reference_helpers import load_fixture
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from port_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error
 
 mx = pytest.importorskip("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
 from mlx.utils import tree_flatten  # noqa: E402

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
-from port_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error
 
 from hrm.export.act import run_act
 from hrm.export.torch_step import TorchStep

@@ -12,7 +12,7 @@ import numpy as np
 def _root_conftest():
     # NOTE: loaded by path under its own name: several test folders have a conftest.py, so
     # `from conftest import ...` may find another one.
-    spec = importlib.util.spec_from_file_location("hrm_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+    spec = importlib.util.spec_from_file_location("hrm_tests_root_conftest", Path(__file__).resolve().parent / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
