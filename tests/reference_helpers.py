@@ -1,25 +1,31 @@
-"""Helpers for the port and export tests: the reference fixture (../shared/reference) and the error measure."""
+"""Helpers shared by the tests: where ../shared lives (skip, or fail under CI, when it is missing), the
+reference fixture, and the error measure of the ports.
+
+NOTE: a plain module with a unique name, imported as `from reference_helpers import ...`: several test
+folders have a conftest.py, so `from conftest import ...` can find the wrong one.
+"""
 from __future__ import annotations
 
 import functools
-import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-
-@functools.cache
-def _root_conftest():
-    # NOTE: loaded by path under its own name: several test folders have a conftest.py, so
-    # `from conftest import ...` may find another one.
-    spec = importlib.util.spec_from_file_location("hrm_tests_root_conftest", Path(__file__).resolve().parent / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HRM_SHARED", REPO.parent / "shared"))
 
 
 def require_shared(relative: str) -> Path:
-    return _root_conftest().require_shared(relative)
+    """The path ../shared/<relative>; skip (or fail under CI=true) if it does not exist."""
+    path = SHARED / relative
+    if not path.exists():
+        message = f"{path} is missing: the shared materials (../shared beside the repo) are needed for this test"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @functools.cache

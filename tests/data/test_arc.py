@@ -13,7 +13,7 @@ from hrm.data import arc
 from hrm.data.arc import ArcInputError
 from hrm.data.transforms import DIHEDRAL_INVERSE, dihedral_transform, inverse_dihedral_transform
 
-from tests.conftest import REPO, require_shared
+from reference_helpers import REPO, require_shared
 
 
 def test_dihedral_inverse_table_round_trips():

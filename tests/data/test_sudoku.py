@@ -12,7 +12,7 @@ from hrm.data import sudoku
 from hrm.data.sudoku import SudokuInputError, canonical_key, parse_board
 from hrm.data.sudoku_solver import Box, solve, solve_many
 
-from tests.conftest import REPO, require_shared
+from reference_helpers import REPO, require_shared
 
 HARDEST = "data/sudoku/tdoku-forum-hardest-1905-11plus/puzzles.csv"
 

@@ -4,10 +4,7 @@
     maze_ckpt(tmp)    an untrained maze model on 6x6 generated mazes, saved with the dataset's hash
     arc_ckpt(tmp)     an untrained ARC model on a three-task ARC dataset built from hand-written tasks
 Untrained models exercise the plumbing (files, shapes, checks, messages); the trained one the figures.
-
-NOTE: not a conftest.py: a second module named `conftest` would shadow tests/conftest.py for the
-`from conftest import require_shared` imports elsewhere. Test modules wrap these in session fixtures;
-the results are cached here, so several modules share one training run.
+Test modules wrap these in session fixtures; the results are cached here, so several modules share one training run.
 """
 from __future__ import annotations
 

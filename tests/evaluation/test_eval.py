@@ -242,7 +242,7 @@ def test_another_backend_gives_the_same_answers(sudoku_run, tmp_path, capsys):
 def test_arc_eval_on_real_arc_agi_tasks(tmp_path):
     """Five ARC-AGI-1 evaluation tasks (from ../shared), built with hrm data's ARC builder: every task and
     test input appears in the submission, in the Kaggle structure."""
-    from conftest import require_shared
+    from reference_helpers import require_shared
     from hrm.data.arc import build
 
     source = require_shared("data/arc-agi-1/evaluation")

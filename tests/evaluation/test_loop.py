@@ -13,7 +13,7 @@ from hrm.models.reference import Fixture, ReferenceRun
 
 @pytest.fixture(scope="module")
 def fixture():
-    from conftest import require_shared
+    from reference_helpers import require_shared
     return Fixture(require_shared("reference/hrm_act_v1_small.json"))
 
 

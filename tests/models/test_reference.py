@@ -11,7 +11,7 @@ FIXTURE = "reference/hrm_act_v1_small.json"
 
 @pytest.fixture(scope="module")
 def fixture():
-    from conftest import require_shared
+    from reference_helpers import require_shared
     return Fixture(require_shared(FIXTURE))
 
 

@@ -15,12 +15,12 @@ No pickle anywhere. Files are written to a temporary name and renamed, so a fail
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hrm.files import atomic_write
 
 FORMAT = "hrm-predictions"
 VERSION = "1"
@@ -49,18 +49,6 @@ def _typed(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_predictions(directory: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any],
                       file_format: str = "safetensors") -> Path:
     """Write the predictions into `directory`; returns the path of the array file."""
@@ -77,15 +65,15 @@ def write_predictions(directory: str | Path, arrays: dict[str, np.ndarray], meta
 
         path = directory / "predictions.safetensors"
         encoded = {k: json.dumps(v) for k, v in meta.items()}
-        _atomic(path, lambda tmp: save_file(arrays, tmp, metadata=encoded))
+        atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=encoded))
         return path
     path = directory / "predictions.npz"
 
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as f:          # a file object: np.savez would append ".npz" to a name
             np.savez(f, **arrays)
-    _atomic(path, write_npz)
-    _atomic(directory / "predictions.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
+    atomic_write(path, write_npz)
+    atomic_write(directory / "predictions.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
     return path
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hrm.models.checkpoint import _atomic_write_bytes
+from hrm.files import atomic_write_text
 from hrm.models.hrm_act_v1 import HRMConfig, HRMInner
 
 FORMAT = "hrm-export"
@@ -78,7 +78,7 @@ def sidecar_path(export_path: str | Path) -> Path:
 
 def write_sidecar(export_path: str | Path, metadata: dict[str, Any]) -> Path:
     path = sidecar_path(export_path)
-    _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=1) + "\n"))
+    atomic_write_text(path, json.dumps(metadata, indent=1) + "\n")
     path.chmod(0o644)          # mkstemp creates files readable by their owner only
     return path
 

@@ -13,14 +13,13 @@ fork's generate_mlir.py imported, spec §15.1).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from hrm.export.act import StepOutputs
 from hrm.export.metadata import describe, read_sidecar, write_sidecar
+from hrm.files import atomic_write, atomic_write_bytes
 
 DIALECTS = ("torch", "linalg-on-tensors")
 FUNCTION = "step"
@@ -42,20 +41,14 @@ def export_mlir(inner, path: str | Path, dialect: str = "linalg-on-tensors", sou
     module = OneStep(inner)
     program = program if program is not None else export_program(module)
     mlir_module = fx.export_and_import(program, output_type=dialect, func_name=FUNCTION)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             if path.suffix == ".mlirbc":
                 mlir_module.operation.write_bytecode(f)
             else:
                 # NOTE: large_elements_limit unset: the weights must be in the file, not elided.
                 mlir_module.operation.print(file=f, binary=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
     metadata = describe(module.inner, "step", "mlir", source)
     metadata["mlir"] = {"dialect": dialect, "function": FUNCTION}
     write_sidecar(path, metadata)
@@ -78,12 +71,7 @@ def compile_iree(mlir_path: str | Path, vmfb_path: str | Path | None = None, tar
     except ireec.CompilerToolError as e:
         # The tool's message holds the whole diagnostic; keep its head, which names the failing op.
         raise RuntimeError(f"IREE could not compile {mlir_path}: {str(e)[:4000]}") from e
-    vmfb_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=vmfb_path.parent, prefix=f".{vmfb_path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(flatbuffer)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, vmfb_path)
+    atomic_write_bytes(vmfb_path, flatbuffer)
     metadata["iree"] = {"target": target, "cpu": cpu}
     write_sidecar(vmfb_path, metadata)
     return vmfb_path

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hrm.files import atomic_write, atomic_write_text
 from hrm.models import ACTLossHead, HRMConfig, LossConfig, build_model
 
 FORMAT = "hrm-weights"
@@ -57,30 +56,15 @@ def arch_from_dict(values: dict[str, Any], source: str = "config") -> HRMConfig:
 # ----------------------------------------------------------------------------------------------------
 # Writing
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(head: ACTLossHead, config: HRMConfig, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `model.safetensors` and `config.json` into `directory`, each atomically."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     state = {k: v.detach().to("cpu").contiguous() for k, v in strip_prefix(head.state_dict()).items()}
-    _atomic_write_bytes(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
     meta = {"format": FORMAT, "version": VERSION, "arch": arch_to_dict(config), **(extra or {})}
-    _atomic_write_bytes(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return directory
 
 

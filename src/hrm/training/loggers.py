@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from hrm.files import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -28,9 +29,7 @@ class MetricsFile:
     def _truncate_after(self, step: int) -> None:
         """Drop records past the checkpoint we resume from: the killed run's steps are re-done."""
         kept = [line for line in read_metrics_lines(self.path) if json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, "time": round(time.time(), 3), **{k: _finite(v) for k, v in metrics.items()}}

@@ -109,7 +109,7 @@ def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path,
     """Export one ACT step to out_dir/model.onnx (hrm.export) and write model.json; returns (onnx, metadata)."""
     from hrm.export.metadata import read_sidecar
     from hrm.export.onnx_export import export_onnx
-    from hrm.models.checkpoint import _atomic_write_bytes
+    from hrm.files import atomic_write_text
 
     try:
         import onnx  # noqa: F401  (the exporter needs onnx and onnxscript)
@@ -123,7 +123,7 @@ def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path,
         raise ModelError(f"{model.path}: the model is over 1 GiB and was exported with external weights, "
                          "which the browser cannot load")
     metadata = browser_metadata(model, read_sidecar(onnx_path))
-    _atomic_write_bytes(out_dir / "model.json", lambda tmp: Path(tmp).write_text(json.dumps(metadata) + "\n"))
+    atomic_write_text(out_dir / "model.json", json.dumps(metadata) + "\n")
     return onnx_path, metadata
 
 
