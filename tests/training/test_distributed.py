@@ -57,7 +57,11 @@ def test_two_gloo_processes_match_one(tmp_path):
     adam_keys = [k for k in state_one if k.startswith("optim.adam.")]
     assert adam_keys and set(adam_keys) == {k for k in state_two if k.startswith("optim.adam.")}
     for key in adam_keys:
-        torch.testing.assert_close(state_two[key], state_one[key], rtol=1e-4, atol=1e-8, msg=key)
+        # NOTE: gradients summed over two ranks round differently from one batch's sum; the error scales with
+        # the tensor's magnitude, not with each (possibly near-zero) element, hence an atol relative to its max.
+        scale = float(state_one[key].abs().max())
+        torch.testing.assert_close(state_two[key], state_one[key], rtol=1e-4, atol=1e-4 * scale,
+                                   msg=lambda m, key=key: f"{key}: {m}")
     assert {"rng.0.torch_cpu", "rng.1.torch_cpu"} <= set(state_two)       # every rank's RNG is saved
     assert state_two["carry.z_H"].shape == state_one["carry.z_H"].shape     # the carry of the global batch
 

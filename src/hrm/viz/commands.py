@@ -186,7 +186,10 @@ def _serve_with(args, dataset: Path | None, predictions: Path | None, model, exp
     def stop(signum, frame):
         raise KeyboardInterrupt
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)      # a TERM also removes the temporary export
+        # A TERM also stops cleanly (and removes the temporary export). SIGINT is set explicitly because a
+        # process started in the background by a non-interactive shell inherits it ignored.
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
