@@ -14,8 +14,6 @@ paths longer than 110). Path length counts moves, so a path of L moves has L - 1
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hrm.data import source_csv
 from hrm.data._jit import njit
 from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter
 from hrm.data.transforms import NUM_DIHEDRAL, dihedral_transform
@@ -31,7 +30,6 @@ CHARSET = "# SGo"
 WALL, FREE, START, GOAL, PATH = range(1, 6)       # tokens
 PAD_ID = 0
 VOCAB_SIZE = len(CHARSET) + 1
-CSV_HEADER = ["source", "question", "answer", "rating"]
 
 
 class MazeInputError(ValueError):
@@ -275,24 +273,10 @@ def read_maze_csv(path: str | Path, skip_invalid: bool, report: MazeReport) -> l
     path = Path(path)
     if not path.is_file():
         raise MazeInputError(f"{path}: file not found")
-    reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
-        raise MazeInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
     mazes, size = [], None
-    while True:
+    for where, row in source_csv.read_rows(path, path.read_text(encoding="utf-8"), MazeInputError):
         try:
-            row = next(reader, None)
-        except csv.Error as error:
-            raise MazeInputError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
-        if row is None:
-            break
-        where = f"{path}:{reader.line_num}"
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        try:
-            if len(row) != 4:
-                raise MazeInputError(f"{where}: expected 4 columns ({','.join(CSV_HEADER)}), got {len(row)}")
+            source_csv.check_columns(row, where, MazeInputError)
             tokens, label, unique = _check_maze(row[1], row[2], where)
             if size is not None and len(tokens) != size:
                 raise MazeInputError(f"{where}: {len(tokens)} cells, earlier mazes have {size}")

@@ -11,8 +11,6 @@ puzzles with no solution or several.
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -21,11 +19,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hrm.data import source_csv
 from hrm.data._jit import njit
 from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter
 from hrm.data.sudoku_solver import Box, dig_puzzle, random_solution, solve_many
 
-CSV_HEADER = ["source", "question", "answer", "rating"]
 PAD_ID = 0
 
 
@@ -103,23 +101,9 @@ def read_sudoku_file(path: str | Path, box: Box = Box()) -> list[SudokuRecord]:
 
 
 def _read_csv(path: Path, text: str, box: Box) -> list[SudokuRecord]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header] != CSV_HEADER:
-        raise SudokuInputError(f"{path}:1: expected the header {','.join(CSV_HEADER)}, got {','.join(header or [])!r}")
     rows = []
-    while True:
-        try:
-            row = next(reader, None)
-        except csv.Error as error:
-            raise SudokuInputError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
-        if row is None:
-            break
-        where = f"{path}:{reader.line_num}"
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != 4:
-            raise SudokuInputError(f"{where}: expected 4 columns ({','.join(CSV_HEADER)}), got {len(row)}")
+    for where, row in source_csv.read_rows(path, text, SudokuInputError):
+        source_csv.check_columns(row, where, SudokuInputError)
         _, question, answer, rating = (cell.strip() for cell in row)
         for column, text in (("question", question), ("answer", answer)):
             if len(text) != box.cells and (column == "question" or text):
