@@ -22,7 +22,6 @@ number of worker processes changes a byte. The dataset is streamed to disk task 
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import re
 import sys
@@ -33,7 +32,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter
+from hrm.data.format import BLANK_IDENTIFIER, DatasetWriter, read_json
 from hrm.data.transforms import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform
 
 MAX_GRID = 30
@@ -159,15 +158,7 @@ def parse_grid(raw: Any, where: str) -> np.ndarray:
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ArcInputError(f"{path}: file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise ArcInputError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except UnicodeDecodeError as error:
-        raise ArcInputError(f"{path}: not UTF-8 text ({error})") from None
+    return read_json(path, ArcInputError)
 
 
 def _parse_task(raw: Any, name: str, evaluation: bool, where: str) -> ArcTask:

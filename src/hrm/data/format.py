@@ -79,14 +79,18 @@ def load_metadata(data_path: str | os.PathLike, split: str = "train") -> Dataset
     return DatasetMetadata.from_dict(read_json(path), str(path))
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, error: type[Exception] | None = None) -> Any:
+    """A JSON file, or `error` (default DatasetFormatError) naming the file and the line and column."""
+    error = error or DatasetFormatError
     if not path.is_file():
-        raise DatasetFormatError(f"{path}: file not found")
+        raise error(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except json.JSONDecodeError as error:
-        raise DatasetFormatError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text ({e})") from None
 
 
 def load_identifiers(data_path: str | os.PathLike) -> list[str]:
