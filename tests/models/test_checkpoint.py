@@ -80,7 +80,7 @@ def test_round_trip_in_our_format(tmp_path, fixture):
     assert info["dataset_hash"] == "abc"
     for k, v in head.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
-    assert not list(tmp_path.glob("ckpt/.*tmp"))   # no temporary files left behind
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] and not list(tmp_path.glob("ckpt/.*"))   # no temporaries left
 
 
 def test_truncated_and_corrupted_files_are_clear_errors(tmp_path, fixture):

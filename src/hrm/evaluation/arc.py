@@ -218,9 +218,9 @@ def _check_grid(grid: Any, where: str) -> None:
 
 def write_json(path: Path, value: Any, indent: int | None = None) -> None:
     """Write JSON atomically (a temporary file, then a rename)."""
-    from hrm.evaluation.predictions import _atomic
+    from hrm.files import atomic_write_text
 
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(_finite(value), indent=indent) + "\n"))
+    atomic_write_text(path, json.dumps(_finite(value), indent=indent) + "\n")
 
 
 def _finite(value: Any) -> Any:

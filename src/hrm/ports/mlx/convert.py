@@ -11,14 +11,13 @@ filled (load_weights(strict=True)): the fork's converter silently dropped the pu
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
+from hrm.files import atomic_write, atomic_write_text
 from hrm.ports.mlx.model import HRMInner
 from hrm.ports.numpy.model import Arch
 
@@ -100,19 +99,9 @@ def convert(path: str | Path, out_dir: str | Path) -> Path:
     model, arch = load_mlx_model(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "version": 1, "arch": arch, "converted_from": str(path)}
-    _atomic(out_dir / WEIGHTS_FILE, lambda tmp: mx.save_safetensors(tmp, dict(tree_flatten(model.parameters())),
+    atomic_write(out_dir / WEIGHTS_FILE, lambda tmp: mx.save_safetensors(tmp, dict(tree_flatten(model.parameters())),
                                                                   metadata={"format": FORMAT}))
-    _atomic(out_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write_text(out_dir / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return out_dir
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
