@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solve": ("hrm.evaluation.commands", "solve_main", "solve one puzzle with a checkpoint"),
     "export": ("hrm.export.commands", "export_main", "export a checkpoint to onnx | mlir | mlx"),
     "verify": ("hrm.export.commands", "verify_main", "compare every backend with PyTorch"),
-    "bench": ("hrm.bench", "main", "benchmarks: train | eval"),
+    "bench": ("hrm.bench", "main", "training speed and MFU (hrm bench train)"),
     "viz": ("hrm.viz.commands", "main", "browser visualiser, or --png for a static picture"),
     "demo": ("hrm.training.demo", "main", "train a small HRM on this CPU and show it reason"),
     "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG"),
