@@ -74,7 +74,9 @@ def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype:
     spec = PRESETS[preset]
     with tempfile.TemporaryDirectory(prefix="hrm-bench-") as tmp:
         data_path = _dataset(preset, Path(tmp))
-        overrides = (DEMO_OVERRIDES if spec["overrides"] is None else spec["overrides"]) + [
+        # The demo's config without its compile choice: --compile decides here (default: the trainer's).
+        demo = [o for o in DEMO_OVERRIDES if not o.startswith("compile=")]
+        overrides = (demo if spec["overrides"] is None else spec["overrides"]) + [
             f"data_path={data_path}", f"checkpoint_path={Path(tmp) / 'run'}", f"global_batch_size={spec['batch']}",
             "epochs=1000", "eval_interval=1000", "data.eval_max_examples=0", "logging.log_interval=1",
             "logging.progress=false", "checkpoint_every_eval=false", "lr_warmup_steps=10"]
