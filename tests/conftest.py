@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from reference_helpers import REPO, SHARED, require_shared  # noqa: F401  (re-exported for fixtures)
+from reference_helpers import require_shared
 
 # Two cores: keep each test process to the machine's threads, deterministically.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

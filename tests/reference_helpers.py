@@ -39,3 +39,21 @@ def rel_error(ours, ref) -> float:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
+
+
+def require_module(name: str, reason: str | None = None):
+    """Import an optional dependency; skip without it locally, but fail under CI=true, where `make test`
+    has installed the dev extras and a missing package means a broken install, not an optional one."""
+    if os.environ.get("CI", "").lower() == "true":
+        import importlib
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=reason)
+
+
+def save_fixture_weights(directory: Path) -> Path:
+    """The fixture's model written in hrm's weights format (what `hrm export` reads)."""
+    from hrm.models.checkpoint import save_weights
+    from hrm.models.reference import ReferenceRun
+
+    fixture = load_fixture()
+    return save_weights(ReferenceRun(fixture).model(), fixture.config(), directory)

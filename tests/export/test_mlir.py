@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error, require_module, save_fixture_weights
 
-pytest.importorskip("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")
-pytest.importorskip("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
-pytest.importorskip("iree.runtime", reason="iree-base-runtime is not installed (pip install 'hrm[ports]')")
+require_module("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")
+require_module("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
+require_module("iree.runtime", reason="iree-base-runtime is not installed (pip install 'hrm[ports]')")
 
 from hrm.export.act import run_act  # noqa: E402
 from hrm.export.mlir_export import IreeStep  # noqa: E402
@@ -22,9 +22,7 @@ def fixture():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, fixture):
-    from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
-    return save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path_factory.mktemp("ckpt"))
+    return save_fixture_weights(tmp_path_factory.mktemp("ckpt"))
 
 
 def export_and_check(fixture, checkpoint, out, *flags):

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from reference_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error, require_module, save_fixture_weights
 
-pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
-pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install 'hrm[ports]')")
+require_module("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
+require_module("onnxscript", reason="onnxscript is not installed (pip install 'hrm[ports]')")
 
 from hrm.export.act import run_act  # noqa: E402
 from hrm.export.onnx_export import OnnxStep, OnnxWholePuzzle  # noqa: E402
@@ -23,9 +23,7 @@ def fixture():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, fixture):
-    from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
-    return save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path_factory.mktemp("ckpt"))
+    return save_fixture_weights(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_helpers import rel_error
+from reference_helpers import rel_error, require_module
 
-pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
-pytest.importorskip("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")
-pytest.importorskip("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
+require_module("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
+require_module("torch_mlir", reason="torch-mlir is not installed (pip install 'hrm[ports]')")
+require_module("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from reference_helpers import load_fixture
+from reference_helpers import load_fixture, require_module
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def checkpoint(tmp_path_factory):
 
 def test_verify_prints_the_parity_table(checkpoint, capsys, tmp_path):
     from hrm.cli import main
-    pytest.importorskip("mlx.core")
+    require_module("mlx.core")
     code = main(["verify", str(checkpoint), "backends=numpy,numpy64,mlx", "puzzles=24", "batch_size=8",
                  f"json={tmp_path / 'table.json'}"])
     out = capsys.readouterr().out

@@ -1,13 +1,11 @@
 """Weight files: hrm's format, the original's state dicts (with and without `_orig_mod.`), bad files."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 import yaml
 
-from hrm.models import build_model
 from hrm.models.checkpoint import CheckpointError, convert_main, load_checkpoint, save_weights
 from hrm.models.reference import Fixture
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_helpers import load_fixture, rel_error
+from reference_helpers import load_fixture, rel_error, require_module
 
-mx = pytest.importorskip("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
+mx = require_module("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
 from mlx.utils import tree_flatten  # noqa: E402
 
 from hrm.export.act import run_act  # noqa: E402

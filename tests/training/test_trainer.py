@@ -5,6 +5,7 @@ import json
 import warnings
 
 import pytest
+from reference_helpers import require_module
 import torch
 
 from training_fixtures import make_dataset, tiny_config
@@ -97,14 +98,14 @@ def test_compile_failure_falls_back_to_eager(data, tmp_path, monkeypatch):
 
 
 def test_tensorboard_logger(data, tmp_path):
-    pytest.importorskip("tensorboard")
+    require_module("tensorboard")
     run_dir = tmp_path / "run"
     train(tiny_config(data, run_dir, "logger=tensorboard", "epochs=1", "eval_interval=1"))
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_wandb_logger_offline(data, tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    require_module("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run_dir = tmp_path / "run"
     with warnings.catch_warnings():
