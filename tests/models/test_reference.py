@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hrm.models.reference import Fixture, ReferenceRun, compare, format_report, main
+from hrm.models.reference import (INIT_MAX_DIFFERING, INIT_MAX_ULP, Fixture, ReferenceRun, compare, format_report, main,
+                                  ulp_distances)
 
 FIXTURE = "reference/hrm_act_v1_small.json"
 
@@ -40,8 +41,20 @@ def test_every_recorded_output_is_compared(fixture, groups):
     assert unchecked == []
 
 
-def test_fresh_init_is_bit_identical(groups):
-    assert all(c.max_abs == 0.0 for c in groups["init"].comparisons)
+def test_fresh_init_draws_the_originals_numbers(groups):
+    """Bit-identical on most CPUs; where the C library's float32 erfinv rounds differently, a few ulps."""
+    init = groups["init"].comparisons
+    assert all(c.max_ulp is not None and c.max_ulp <= INIT_MAX_ULP for c in init)
+    assert sum(c.differing for c in init) <= INIT_MAX_DIFFERING * sum(c.elements for c in init)
+
+
+def test_ulp_distance_counts_representable_floats_between():
+    one = torch.tensor([1.0, -1.0, 0.0])
+    next_up = torch.nextafter(one, torch.tensor([2.0, 0.0, 1.0]))
+    assert ulp_distances(one, next_up).tolist() == [1, 1, 1]
+    assert ulp_distances(torch.tensor([-0.0]), torch.tensor([0.0])).tolist() == [0]
+    smallest = torch.nextafter(torch.tensor([0.0]), torch.tensor([1.0]))
+    assert ulp_distances(-smallest, smallest).tolist() == [2]
 
 
 def test_records_agree_with_the_sidecar_summaries(fixture, groups):

@@ -228,7 +228,9 @@ def convert_main(argv: list[str]) -> int:
 
     overrides = {"seq_len": args.seq_len} if args.seq_len else None
     try:
-        head, config, _ = load_checkpoint(args.checkpoint, arch_overrides=overrides)
+        # float32 holds every stored tensor exactly (H_init/L_init may be bf16 in the file): a lossless copy,
+        # whatever dtype this machine would compute in.
+        head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32, arch_overrides=overrides)
     except CheckpointError as e:
         parser.exit(2, f"hrm convert: {e}\n")
     save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)})

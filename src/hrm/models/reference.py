@@ -4,7 +4,9 @@ A fixture is a JSON sidecar (config, seeds, procedure, tolerances, record index)
 of the same stem holding the records: `param.*` weights, `batch{N}.*`, and the outputs of the original
 model under the procedures below. We replay each procedure with our model and compare every record:
 
-  init             a fresh model under the recorded seed is bit-identical (perturbed tensors aside)
+  init             a fresh model under the recorded seed draws the same numbers (perturbed tensors aside):
+                   bit-identical, or within INIT_MAX_ULP float32 ulps where this CPU's libm rounds erfinv
+                   differently from the recording machine's
   eval             the evaluate-style loop on batch 1 until every row halts
   train_noexplore  training-mode calls with exploration off (no RNG involved), plus call-2 gradients
   grad             gradients after the backward of train call 1
@@ -29,6 +31,15 @@ from hrm.models import HRMConfig, build_model
 from hrm.models.checkpoint import load_state_into, read_safetensors
 
 
+# NOTE: the init is the original's float32 ops in the original's RNG order, but torch's float32 erfinv goes
+# through the C library, whose last bit differs between CPUs (on an Intel Xeon with AVX-512, 1,577 of the
+# 263,808 fixture elements differ from the recording by 1 or 2 ulps; an AMD EPYC matched bit for bit).
+# A wrong draw order moves values by far more than a few ulps, and a wrong constant moves most of them, so
+# the two bounds below still catch either.
+INIT_MAX_ULP = 4
+INIT_MAX_DIFFERING = 0.05           # the fraction of elements allowed to differ at all
+
+
 @dataclass
 class Comparison:
     name: str
@@ -36,6 +47,9 @@ class Comparison:
     max_rel: float
     ok: bool
     exact: bool
+    max_ulp: int | None = None          # init records only: float32 units in the last place,
+    differing: int = 0                  # the elements that are not bit-identical,
+    elements: int = 0                   # out of this many
 
 
 @dataclass
@@ -95,6 +109,15 @@ def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol:
     return Comparison(name, max_abs, max_rel, ok, False)
 
 
+def ulp_distances(ours: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Element-wise distance between two float32 tensors in units in the last place."""
+    def ordered(t: torch.Tensor) -> torch.Tensor:      # float32 bits as integers that sort like the floats
+        bits = t.detach().cpu().to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
+        return torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+    return (ordered(ours) - ordered(ref)).abs()
+
+
 class ReferenceRun:
     """Replays the fixture's procedures with our model and collects comparisons by group."""
 
@@ -120,17 +143,21 @@ class ReferenceRun:
         perturbed = set(self.fx.meta.get("perturbed_tensors", {}).get("names", []))
         torch.manual_seed(seed)
         fresh = build_model(self.fx.config(), forward_dtype=torch.float32).state_dict()
-        for key, value in fresh.items():
-            if key not in perturbed:
-                self.check("init", f"param.{key}", value)
+        ours = {f"param.{key}": value for key, value in fresh.items() if key not in perturbed}
         if self.fx.has("variant_learned.param.model.inner.embed_pos.embedding_weight"):
             torch.manual_seed(seed)
             learned = build_model(self.fx.config(pos_encodings="learned"), forward_dtype=torch.float32)
-            self.check("init", "variant_learned.param.model.inner.embed_pos.embedding_weight",
-                       learned.state_dict()["model.inner.embed_pos.embedding_weight"])
-        # Bit-identity: every init record must match exactly, not just within tolerance.
+            ours["variant_learned.param.model.inner.embed_pos.embedding_weight"] = \
+                learned.state_dict()["model.inner.embed_pos.embedding_weight"]
+        for name, value in ours.items():
+            self.check("init", name, value)
+        # Not the float tolerance: the ulp bounds of INIT_MAX_ULP and INIT_MAX_DIFFERING.
         for c in self.groups.get("init", GroupReport("init")).comparisons:
-            c.ok = c.ok and c.max_abs == 0.0
+            if not c.ok:                                 # a wrong shape or far off
+                continue
+            ulps = ulp_distances(ours[c.name], self.fx.records[c.name])
+            c.max_ulp, c.differing, c.elements = int(ulps.max()), int((ulps > 0).sum()), ulps.numel()
+            c.ok = c.max_ulp <= INIT_MAX_ULP and c.differing <= INIT_MAX_DIFFERING * c.elements
 
     def run_eval(self, group: str, head, prefix: str) -> None:
         head.eval()
@@ -229,9 +256,16 @@ def format_report(groups: dict[str, GroupReport]) -> str:
         max_rel = max((c.max_rel for c in floats), default=0.0)
         lines.append(f"{g.name:<18} {len(g.comparisons):>7} {failed:>6} {max_abs:>12.3e} {max_rel:>12.3e}  "
                      f"{'PASS' if g.ok else 'FAIL'}")
+        ulp_records = [c for c in g.comparisons if c.max_ulp is not None]
+        if ulp_records:
+            differing, elements = sum(c.differing for c in ulp_records), sum(c.elements for c in ulp_records)
+            lines[-1] += (f"  ({differing:,} of {elements:,} elements not bit-identical, "
+                          f"at most {max(c.max_ulp for c in ulp_records)} ulp)")
         for c in g.comparisons:
             if not c.ok:
-                lines.append(f"    FAIL {c.name}: max abs {c.max_abs:.3e}{' (must be exact)' if c.exact else ''}")
+                ulp = (f", {c.max_ulp} ulp, {c.differing} of {c.elements} differ (at most {INIT_MAX_ULP} ulp, "
+                       f"{INIT_MAX_DIFFERING:.0%})") if c.max_ulp is not None else ""
+                lines.append(f"    FAIL {c.name}: max abs {c.max_abs:.3e}{ulp}{' (must be exact)' if c.exact else ''}")
     return "\n".join(lines)
 
 
