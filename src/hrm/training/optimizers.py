@@ -29,8 +29,10 @@ class AdamATan2(torch.optim.Optimizer):
         m ← m + (1 − β1)(g − m)          v ← v + (1 − β2)(g² − v)
         θ ← θ − lr / (1 − β1ᵗ) · atan2(m, √v / √(1 − β2ᵗ))
 
-    Vectorised over parameters with torch._foreach ops; atan2, which has no foreach form, runs once on
-    the concatenation of each group of same-device, same-dtype, same-step parameters.
+    Vectorised over parameters with torch._foreach ops; atan2, which has no foreach form, runs per
+    parameter into the buffer that holds its update. NOTE: nothing is concatenated: on the CPU a buffer
+    the size of the whole model is a fresh mmap every step, and its page faults cost more than the update
+    (measured at the 27M size: 250 ms of a 1.6 s step).
     """
 
     def __init__(self, params, lr: float = 0.0, betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0):
@@ -83,10 +85,12 @@ class AdamATan2(torch.optim.Optimizer):
         bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** t)
         step_size = lr / bias_correction1
 
-        m = torch.cat([x.reshape(-1) for x in exp_avgs])
-        denom = torch.cat([x.reshape(-1) for x in exp_avg_sqs]).sqrt_().div_(bias_correction2_sqrt)
-        update = torch.atan2(m, denom, out=m).mul_(-step_size)
-        torch._foreach_add_(params, [u.view_as(p) for u, p in zip(update.split([p.numel() for p in params]), params)])
+        updates = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(updates, bias_correction2_sqrt)
+        for m, update in zip(exp_avgs, updates):
+            torch.atan2(m, update, out=update)
+        torch._foreach_mul_(updates, -step_size)
+        torch._foreach_add_(params, updates)
 
 
 class SparseSignSGD(torch.optim.Optimizer):
