@@ -51,7 +51,7 @@ def parse_dtype(name: str) -> torch.dtype:
 def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
     """The device to run on, and why it was chosen."""
     if requested and requested != "auto":
-        return _checked(torch.device(requested)), "requested"
+        return _checked(torch.device(requested)), f"{requested} requested"
     env = os.environ.get("HRM_DEVICE")
     if env:
         return _checked(torch.device(env)), "HRM_DEVICE"
@@ -73,7 +73,7 @@ def _checked(device: torch.device) -> torch.device:
 def pick_dtype(device: torch.device, requested: str | None = None) -> tuple[torch.dtype, str]:
     """The forward dtype for `device`, and why."""
     if requested and requested != "auto":
-        return parse_dtype(requested), "requested"
+        return parse_dtype(requested), f"{requested} requested"
     env = os.environ.get("HRM_DTYPE")
     if env:
         return parse_dtype(env), "HRM_DTYPE"
