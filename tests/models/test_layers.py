@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hrm.models import HRMConfig, build_model
-from hrm.models.layers import (Attention, apply_rotary_pos_emb, rms_norm, rotate_half, swiglu_intermediate_size,
-                               trunc_normal_init_)
+from hrm.models.layers import (Attention, RotaryEmbedding, apply_rotary_pos_emb, rms_norm, rotate_half,
+                               swiglu_intermediate_size, trunc_normal_init_)
 
 
 def test_trunc_normal_has_the_requested_std_and_bounds():
@@ -74,3 +74,28 @@ def test_rope_keeps_dtype_and_norm():
     q2, k2 = apply_rotary_pos_emb(q, k, cos, sin)
     assert q2.dtype == torch.bfloat16
     torch.testing.assert_close(q2.float().norm(dim=-1), q.float().norm(dim=-1), rtol=2e-2, atol=2e-2)
+
+
+def test_bf16_attention_with_gradients_agrees_with_sdpa():
+    """Differentiated bf16 blocks on the CPU take the matmul form of attention; SDPA in float32 is the yardstick
+    for its output and for the gradients that flow back through it."""
+    torch.manual_seed(0)
+    attn = Attention(hidden_size=64, num_heads=4)
+    cos_sin = RotaryEmbedding(16, max_positions=10, base=10000.0)()
+    h = torch.randn(3, 10, 64)
+
+    def run(dtype):
+        x = h.to(dtype).requires_grad_()
+        out = attn(x, cos_sin)
+        out.float().square().sum().backward()
+        grads = [x.grad.float()] + [p.grad.float() for p in attn.parameters()]
+        attn.zero_grad(set_to_none=True)
+        return out.float(), grads
+
+    out_bf16, grads_bf16 = run(torch.bfloat16)
+    out_fp32, grads_fp32 = run(torch.float32)                  # the SDPA path
+    torch.testing.assert_close(out_bf16, out_fp32, atol=0.05, rtol=0.05)
+    for g_bf16, g_fp32 in zip(grads_bf16, grads_fp32):
+        assert torch.nn.functional.cosine_similarity(g_bf16.flatten(), g_fp32.flatten(), dim=0) > 0.999
+    with torch.no_grad():                                      # without gradients bf16 takes SDPA too
+        torch.testing.assert_close(attn(h.bfloat16(), cos_sin).float(), out_fp32, atol=0.05, rtol=0.05)
