@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from hrm.training import demo
 
@@ -17,16 +18,16 @@ def small_demo(monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATA", dict(demo.DEMO_DATA, n_train=300, n_test=48, num_aug=1))
 
 
-def run_demo(output, capsys, *overrides):
+def run_demo(output, capsys, *overrides, minutes="0.05"):
     # A few seconds of eager training: compiling would take longer than the budget.
-    argv = ["--minutes", "0.05", "--threads", "2", "--output", str(output), "compile=false",
+    argv = ["--minutes", minutes, "--threads", "2", "--output", str(output), "compile=false",
             "logging.log_interval=5", "logging.progress=false", *overrides]
     assert demo.main(argv) == 0
     return capsys.readouterr().out
 
 
 def test_demo_trains_evaluates_and_reports(small_demo, tmp_path, capsys):
-    out = run_demo(tmp_path / "demo", capsys)
+    out = run_demo(tmp_path / "demo", capsys, "lr_warmup_steps=5", minutes="0.1")
 
     assert "dtype=float32" in out.splitlines()[0]            # the demo's choice, whatever the CPU
     assert "held-out exact accuracy (48 6x6 puzzles" in out
@@ -41,6 +42,10 @@ def test_demo_trains_evaluates_and_reports(small_demo, tmp_path, capsys):
     assert all(0.0 <= a <= 1.0 for a in results["exact_accuracy_per_step"])
     assert results["copy_input"] == 0.0                         # every puzzle has blanks to fill
     assert "dtype=float32" in results["device"]
+
+    # The cosine's horizon was fitted to the time budget: about the steps the run made.
+    config = yaml.safe_load((results_file.parent / "all_config.yaml").read_text())
+    assert results["steps_trained"] / 2 <= config["lr_schedule_steps"] <= 2 * results["steps_trained"]
 
 
 def test_demo_reuses_its_data_and_refuses_a_foreign_folder(small_demo, tmp_path, capsys):

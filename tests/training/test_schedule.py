@@ -41,3 +41,10 @@ def test_no_warmup_and_degenerate_lengths():
 def test_total_steps_matches_the_papers_sudoku_run():
     # Sudoku-1k with 1000 augmentations: 1000 groups, one example each, batch 768 -> step_26040 is the last reached.
     assert total_steps(20000, 1000, 1.0, 768) == 26041
+
+
+def test_past_the_horizon_the_lr_stays_at_the_end_of_the_cosine():
+    """A schedule shorter than the run (lr_schedule_steps) holds its final LR instead of rising again."""
+    base, W, N, r = 1e-3, 10, 100, 0.1
+    for step in (100, 101, 150, 190, 10_000):
+        assert cosine_schedule_with_warmup(step, base, W, N, r) == pytest.approx(base * r)

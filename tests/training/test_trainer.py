@@ -11,7 +11,7 @@ import torch
 from training_fixtures import make_dataset, tiny_config
 
 from hrm.training import train
-from hrm.training.config import load_config
+from hrm.training.config import ConfigError, load_config
 from hrm.training.loggers import read_metrics
 
 
@@ -136,3 +136,20 @@ def test_doctor_reports_packages(capsys):
     assert doctor_main([]) == 0
     text = capsys.readouterr().out
     assert "optional packages:" in text and "device:" in text
+
+
+def test_lr_schedule_steps_sets_the_horizon_of_the_cosine(data, tmp_path):
+    """lr_schedule_steps: the warm-up + cosine span that many steps, then the LR stays at its minimum."""
+    config = tiny_config(data, tmp_path / "run", "epochs=6", "eval_interval=6", "lr_schedule_steps=20",
+                         "lr_min_ratio=0.1", "data.eval_max_examples=0")
+    result = train(config)
+    assert result.total_steps > 40                                   # the run outlasts its schedule
+    lrs = {r["step"]: r["train/lr"] for r in read_metrics(tmp_path / "run") if "train/lr" in r}
+    assert lrs[5] == pytest.approx(3e-3)                             # warm-up done
+    assert 3e-4 < lrs[12] < 3e-3                                     # decaying
+    assert all(lrs[s] == pytest.approx(3e-4) for s in lrs if s >= 20)
+
+
+def test_lr_schedule_steps_must_not_be_negative():
+    with pytest.raises(ConfigError, match="lr_schedule_steps must be >= 0"):
+        load_config(None, ["lr_schedule_steps=-1"])

@@ -84,6 +84,7 @@ class TrainConfig:
     # hrm's additions.
     device: str = "auto"                     # auto | cpu | cuda | cuda:1 | mps (see hrm.device)
     compile: bool | None = None              # None (auto): torch.compile on CUDA only
+    lr_schedule_steps: int = 0               # steps the warm-up + cosine span (0: the run's total steps)
     checkpoint_interval: int = 0             # also checkpoint every N steps (0: only at evaluations)
     keep_checkpoints: int = 3                # keep the last K training checkpoints (0: keep all)
     resume: str | None = None                # a run directory to continue
@@ -104,6 +105,8 @@ class TrainConfig:
         elif self.epochs % self.eval_interval:
             problems.append(f"eval_interval={self.eval_interval} must divide epochs={self.epochs} "
                             "(one iteration = eval_interval epochs, then an evaluation)")
+        if self.lr_schedule_steps < 0:
+            problems.append(f"lr_schedule_steps must be >= 0, got {self.lr_schedule_steps}")
         if not 0 <= self.lr_min_ratio <= 1:
             problems.append(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         if self.lr < 0 or self.puzzle_emb_lr < 0:

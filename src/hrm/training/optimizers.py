@@ -32,7 +32,7 @@ class AdamATan2(torch.optim.Optimizer):
     Vectorised over parameters with torch._foreach ops; atan2, which has no foreach form, runs per
     parameter into the buffer that holds its update. NOTE: nothing is concatenated: on the CPU a buffer
     the size of the whole model is a fresh mmap every step, and its page faults cost more than the update
-    (measured at the 27M size: 250 ms of a 1.6 s step).
+    (measured at the 27M size in bf16 on 2 cores: 131 ms per optimiser step with it, 96 ms without).
     """
 
     def __init__(self, params, lr: float = 0.0, betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0):

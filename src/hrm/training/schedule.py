@@ -11,12 +11,13 @@ def cosine_schedule_with_warmup(step: int, base_lr: float, warmup_steps: float, 
                                 min_ratio: float = 0.0, num_cycles: float = 0.5) -> float:
     """The LR at training step `step` (1-based).
 
-    With min_ratio = 1 (the original's default) the LR is constant after warm-up.
+    With min_ratio = 1 (the original's default) the LR is constant after warm-up. Past total_steps (a
+    schedule shorter than the run, `lr_schedule_steps`) it stays at the end of the cosine.
     """
     warmup = round(warmup_steps)
     if step < warmup:
         return base_lr * step / max(1, warmup)
-    progress = (step - warmup) / max(1, total_steps - warmup)
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * 2.0 * num_cycles * progress))))
 
 

@@ -278,8 +278,8 @@ class Trainer:
         ((1 / self.config.global_batch_size) * loss).backward()
         dist_.all_reduce_grads(self.params, self.processes)
         for optimizer, base_lr in zip(self.optimizers, self.base_lrs):
-            lr = cosine_schedule_with_warmup(self.step, base_lr, self.config.lr_warmup_steps, self.total_steps,
-                                             self.config.lr_min_ratio)
+            lr = cosine_schedule_with_warmup(self.step, base_lr, self.config.lr_warmup_steps,
+                                             self.config.lr_schedule_steps or self.total_steps, self.config.lr_min_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.step()
