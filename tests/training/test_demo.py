@@ -27,7 +27,7 @@ def run_demo(output, capsys, *overrides, minutes="0.05"):
 
 
 def test_demo_trains_evaluates_and_reports(small_demo, tmp_path, capsys):
-    out = run_demo(tmp_path / "demo", capsys, "lr_warmup_steps=5", minutes="0.1")
+    out = run_demo(tmp_path / "demo", capsys, "lr_warmup_steps=2", "logging.log_interval=2", minutes="0.1")
 
     assert "dtype=float32" in out.splitlines()[0]            # the demo's choice, whatever the CPU
     assert "held-out exact accuracy (48 6x6 puzzles" in out
