@@ -146,7 +146,8 @@ def main(argv: list[str]) -> int:
     train.add_argument("--steps", type=int, default=20, help="measured steps (median reported)")
     train.add_argument("--warmup", type=int, default=3, help="steps run before measuring")
     train.add_argument("--device", default=None, help="cpu | cuda | mps (default: hrm.device's choice)")
-    train.add_argument("--dtype", default=None, help="forward dtype (default: hrm.device's choice)")
+    train.add_argument("--dtype", default=None,
+                       help="forward dtype (default: the demo's float32 for --preset demo, else hrm.device's choice)")
     train.add_argument("--compile", dest="compile_", default=None, type=lambda s: s.lower() in ("1", "true", "yes"),
                        help="true | false (default: on CUDA only)")
     train.add_argument("--threads", type=int, default=None)

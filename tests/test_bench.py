@@ -1,0 +1,37 @@
+"""`hrm bench train`: it runs the real trainer on a preset's shape and reports consistent figures.
+
+Only the plumbing is checked here; the figures themselves are measured alone, in benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hrm.bench import main
+from hrm.flops import train_step_flops
+from hrm.training.config import load_config
+from hrm.training.demo import DEMO_OVERRIDES
+
+
+def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
+    out_file = tmp_path / "bench.json"
+    assert main(["train", "--preset", "demo", "--steps", "2", "--warmup", "1", "--compile", "false",
+                 "--threads", "2", "--json", str(out_file)]) == 0
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.startswith("preset | "))
+    assert header.split(" | ")[-2:] == ["MFU", "peak MB"]
+    result = json.loads(out_file.read_text())
+
+    arch = load_config(None, [o for o in DEMO_OVERRIDES if o.startswith("arch.")]).arch
+    assert (result["preset"], result["device"], result["dtype"], result["compiled"]) == ("demo", "cpu", "float32", False)
+    assert result["batch"] == 64 and result["seq_len"] == 36 + arch.puzzle_emb_len
+    assert result["steps_measured"] == 2
+    # 6x6 Sudoku: vocabulary of padding, blank and six digits.
+    flops = train_step_flops(load_config(None, DEMO_OVERRIDES + ["arch.seq_len=36", "arch.vocab_size=8"]).arch, 64)
+    assert result["gflop_per_step"] == pytest.approx(flops / 1e9, rel=1e-12)
+    seconds = result["seconds_per_step"]
+    assert seconds > 0 and result["tokens_per_second"] == pytest.approx(64 * result["seq_len"] / seconds)
+    assert result["achieved_gflops"] == pytest.approx(flops / seconds / 1e9)
+    assert 0 < result["mfu"] == pytest.approx(result["achieved_gflops"] / result["matmul_peak_gflops"])
+    assert result["peak_memory_mb"] > 0
