@@ -58,12 +58,11 @@ DEMO_OVERRIDES = [
 ]
 
 
-def build_data(output: Path, log=print) -> Path:
+def build_data(data_path: Path, log=print) -> Path:
     """Generate the demo's dataset once; a later demo reuses it when its generator arguments match."""
     from hrm.data import read_manifest
     from hrm.data.sudoku import build_generated_dataset
 
-    data_path = output / "data"
     manifest = read_manifest(data_path) if data_path.exists() else None
     if manifest is not None and manifest.get("arguments", {}).get("demo") == DEMO_DATA:
         log(f"data: reusing {data_path}")
@@ -218,7 +217,7 @@ def main(argv: list[str]) -> int:
     device = choose(config.device, config.arch.forward_dtype)      # evaluation computes as training did
     print(f"hrm demo: {device.describe()}, {torch.get_num_threads()} threads")
     args.output.mkdir(parents=True, exist_ok=True)
-    build_data(args.output)
+    build_data(data_path)
 
     print(f"training for {args.minutes:g} minutes: the demo stops at this budget, long before the end of the "
           f"schedule the progress bar counts (Ctrl-C stops early and still evaluates) ...")
