@@ -52,6 +52,12 @@ def init_processes(device: torch.device) -> Processes:
     else:
         raise RuntimeError(f"multi-process training on {device.type} is not supported (torch.distributed has "
                            "no backend for it); run one process, or use CUDA (nccl) or the CPU (gloo)")
+    # NOTE: importing torch._dynamo (torch.optim and torch.compile do) while a process group exists keeps ~10
+    # references to it for good, so destroy_process_group() no longer frees it: gloo's worker threads live on
+    # into interpreter shutdown, where one that still drops a collective's tensors (which takes the GIL)
+    # aborts the process ("terminate called without an active exception", about 1 in 4 two-process runs).
+    # Imported before the group exists, dynamo holds nothing of it.
+    import torch._dynamo  # noqa: F401
     dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
     return Processes(dist.get_rank(), dist.get_world_size(), local_rank)
 
