@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from hrm.training.config import (REPO_CONFIGS, ConfigError, TrainConfig, all_keys, load_config, parse_overrides,
+from hrm.training.config import (PRESETS, ConfigError, TrainConfig, all_keys, load_config, parse_overrides,
                                  save_config)
 
 ORIGINAL_ALL_CONFIG = """\
@@ -144,7 +144,7 @@ EXPECTED_PRESETS = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PRESETS))
 def test_paper_presets_have_the_spec_hyper_parameters(name):
-    c = load_config(REPO_CONFIGS / f"{name}.yaml")
+    c = load_config(PRESETS / f"{name}.yaml")
     got = (c.data_path, c.global_batch_size, c.epochs, c.eval_interval, c.lr, c.puzzle_emb_lr, c.weight_decay,
            c.puzzle_emb_weight_decay, c.lr_min_ratio)
     assert got == EXPECTED_PRESETS[name]
@@ -159,10 +159,10 @@ def test_paper_presets_have_the_spec_hyper_parameters(name):
 
 
 def test_every_preset_loads():
-    names = sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml"))
+    names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
     assert set(EXPECTED_PRESETS) <= set(names)
     for name in names:
-        load_config(REPO_CONFIGS / f"{name}.yaml")
+        load_config(PRESETS / f"{name}.yaml")
 
 
 def test_keys_cover_the_originals():

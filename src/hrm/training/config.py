@@ -34,7 +34,8 @@ from hrm.models import HRMConfig
 ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
 SHORTCUTS = {"logger": "logging.logger"}
 NONE_WORDS = {"null", "none", "~", "auto"}
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+# The presets ship inside the package (configs/ at the repository root links here), so wheels have them.
+PRESETS = Path(__file__).resolve().parents[1] / "configs"
 
 
 class ConfigError(ValueError):
@@ -274,11 +275,11 @@ def preset_path(name_or_path: str) -> Path:
     """A preset name (`sudoku_extreme_1k`) or a YAML path, resolved to an existing file."""
     candidates = [Path(name_or_path)]
     if not name_or_path.endswith((".yaml", ".yml")):
-        candidates += [Path("configs") / f"{name_or_path}.yaml", REPO_CONFIGS / f"{name_or_path}.yaml"]
+        candidates += [Path("configs") / f"{name_or_path}.yaml", PRESETS / f"{name_or_path}.yaml"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    names = sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml")) if REPO_CONFIGS.is_dir() else []
+    names = sorted(p.stem for p in PRESETS.glob("*.yaml")) if PRESETS.is_dir() else []
     close = difflib.get_close_matches(name_or_path, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(f"no config file or preset named '{name_or_path}'{hint} (presets: {', '.join(names) or 'none found'})")
