@@ -86,7 +86,7 @@ def synthetic_split(root: Path, row: Row) -> Path:
                              vocab_size=row.vocab_size)
 
 
-def bench(row: Row, root: Path, dtype: str) -> dict:
+def bench(row: Row, root: Path, dtype: str, compile_: bool) -> dict:
     from hrm.data import PuzzleDataset
     from hrm.device import choose
     from hrm.evaluation.loop import evaluate
@@ -101,9 +101,10 @@ def bench(row: Row, root: Path, dtype: str) -> dict:
     params = sum(p.numel() for p in head.parameters())
     data = synthetic_split(root, row)
     dataset = PuzzleDataset(data, "test", global_batch_size=row.batch, test_set_mode=True, verify="none")
-    evaluate(head, dataset, max_examples=row.batch)                       # warm-up: one batch
+    module = torch.compile(head, dynamic=False) if compile_ else head     # as `hrm eval compile=true`
+    evaluate(module, dataset, max_examples=row.batch)                     # warm-up (and compilation): one batch
     start = time.perf_counter()
-    outputs = evaluate(head, dataset)
+    outputs = evaluate(module, dataset)
     seconds = time.perf_counter() - start
     assert outputs.num_examples == row.puzzles
     per_second = row.puzzles / seconds
@@ -111,9 +112,11 @@ def bench(row: Row, root: Path, dtype: str) -> dict:
     return {"key": row.key, "name": row.name, "value": per_second, "unit": "puzzles/s",
             "gflop_per_s": gflops, "parameters": params,
             "detail": f"{row.puzzles} puzzles in {seconds:.2f} s, batch {row.batch}, {config.halt_max_steps} ACT steps, "
-                      f"{params / 1e6:.2f}M parameters, {str(choice.dtype).removeprefix('torch.')}, "
+                      f"{params / 1e6:.2f}M parameters, {str(choice.dtype).removeprefix('torch.')}"
+                      f"{', compiled' if compile_ else ''}, "
                       f"{torch.get_num_threads()} threads, {gflops:.1f} GFLOP/s of model matmuls",
-            "command": f"{THIS} --only {row.key}" + (f" --dtype {dtype}" if dtype != "auto" else "")}
+            "command": f"{THIS} --only {row.key}" + (f" --dtype {dtype}" if dtype != "auto" else "")
+                       + (" --compile" if compile_ else "")}
 
 
 def main() -> int:
@@ -121,6 +124,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     parser.add_argument("--only", default="27m-sudoku,27m-900,demo", help="comma-separated subset of rows")
     parser.add_argument("--dtype", default="auto", help="auto (the device policy) | float32 | bfloat16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (compilation not timed)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--puzzles", type=int, default=None, help="puzzles per row (overrides the row's default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -137,7 +141,7 @@ def main() -> int:
             if args.puzzles:
                 row.puzzles = args.puzzles
                 row.batch = min(row.batch, args.puzzles)
-            results.append(bench(row, Path(tmp), args.dtype))
+            results.append(bench(row, Path(tmp), args.dtype, args.compile))
     title = "benchmark (CPU, eval-mode ACT loop)" + (" --quick: NOT figures" if args.quick else "")
     print(f"{title:<58} {'figure':>16}")
     for r in results:

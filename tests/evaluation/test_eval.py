@@ -108,6 +108,46 @@ def test_another_dataset_is_refused_unless_forced(sudoku_run, tmp_path, capsys):
     assert "does not fit dataset" in err and "vocab_size 6 (checkpoint) vs 8 (dataset)" in err
 
 
+def test_compiled_evaluation_gives_the_eager_answers(sudoku_run, tmp_path, capsys):
+    # NOTE: float32, where fused kernels round within 1e-4; in bf16 the logits differ by bf16 ulps.
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    common = [f"checkpoint={sudoku_run.run_dir}", "dtype=float32", "progress=false"]
+    assert hrm(["eval", *common, f"out={eager}", "compile=false"]) == 0
+    assert hrm(["eval", *common, f"out={compiled}", "compile=true"]) == 0
+    assert ", compiled" in capsys.readouterr().out
+    (a, _), (b, _) = read_predictions(eager), read_predictions(compiled)
+    assert np.array_equal(a["predictions"], b["predictions"])
+    np.testing.assert_allclose(b["q_halt_logits"], a["q_halt_logits"], rtol=1e-4, atol=1e-4)
+    assert results_of(compiled)["metrics"]["exact_accuracy"] == results_of(eager)["metrics"]["exact_accuracy"]
+
+
+def test_a_compile_failure_evaluates_eagerly(sudoku_run, tmp_path, monkeypatch):
+    def broken_compile(module, **kwargs):
+        def compiled(*args, **kw):
+            raise RuntimeError("inductor: no working C++ compiler found")
+        compiled.eval = lambda *a: None
+        compiled.training = False
+        compiled.initial_carry, compiled.model = module.initial_carry, module.model
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    out = tmp_path / "out"
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no working C.. compiler.*continuing in eager mode"):
+        assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", f"out={out}", "compile=true", "progress=false"]) == 0
+    metrics = results_of(out)["metrics"]
+    assert metrics["count"] == 64
+    assert metrics["exact_accuracy"] == pytest.approx(sudoku_run.eval_metrics["eval/exact_accuracy"], abs=1e-6)
+
+
+def test_help_describes_every_option(capsys):
+    from hrm.evaluation.runner import EvalConfig
+
+    assert hrm(["eval", "--help"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    for option in EvalConfig.__dataclass_fields__:
+        assert len(lines.get(option, "").split()) > 1, f"hrm eval --help says nothing of {option}"
+
+
 @pytest.mark.parametrize("args,message", [
     (["checkpoint=/nonexistent"], "no such checkpoint"),
     (["data_path=x"], "checkpoint=PATH is required"),
@@ -115,6 +155,8 @@ def test_another_dataset_is_refused_unless_forced(sudoku_run, tmp_path, capsys):
     (["checkpoint=x", "bach_size=3"], "did you mean 'batch_size'"),
     (["checkpoint=x", "tta=many"], "expected an integer"),
     (["checkpoint"], "not a key=value"),
+    (["checkpoint=x", "compile=perhaps"], "compile"),
+    (["checkpoint=x", "compile=true", "backend=onnx"], "compile=true applies to backend=torch"),
 ])
 def test_bad_options_give_clear_errors(args, message, capsys):
     assert hrm(["eval", *args]) == 2

@@ -47,6 +47,7 @@ class EvalConfig:
     verify: str = "auto"                     # dataset manifest check: auto | quick | full | none
     progress: bool = True
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
+    compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
 
     def validate(self) -> "EvalConfig":
         problems = []
@@ -64,6 +65,8 @@ class EvalConfig:
             problems.append(f"max_examples must be >= 1, got {self.max_examples}")
         if not self.arc_k or any(k < 1 for k in self.arc_k):
             problems.append(f"arc_k must be a list of positive integers, got {self.arc_k}")
+        if self.compile and self.backend != "torch":
+            problems.append(f"compile=true applies to backend=torch, not to backend={self.backend}")
         if problems:
             raise EvalError("; ".join(problems))
         return self
@@ -101,7 +104,7 @@ def _list_value(text: str):
 def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
     """Evaluate; returns the results (what results.json holds) on rank 0, None on the other ranks."""
     from hrm.data import DatasetFormatError, PuzzleDataset, load_metadata
-    from hrm.device import choose
+    from hrm.device import choose, compile_enabled, warn_compile_failed
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.predictions import write_predictions
     from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
@@ -164,17 +167,31 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         say(f"dataset     {data_path} [{config.split}], task {task}, "
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
                if data_hash else "no recorded hash to compare"))
+        compiled = runner is None and compile_enabled(config.compile, device)
         if runner is None:
-            say(f"device      {choice.describe()}" + (f", {processes.world_size} processes" if processes.distributed else ""))
+            say(f"device      {choice.describe()}" + (", compiled" if compiled else "")
+                + (f", {processes.world_size} processes" if processes.distributed else ""))
         else:
             say(f"backend     {config.backend}: {runner.detail}")
         versions = arc_versions(data_path, config.split, meta.sets) if task == "arc" else None
         say("protocol    " + protocol_line(arch.halt_max_steps, config, task, versions) + f"; batch {batch_size}")
 
+        def evaluate_with(module):
+            return evaluate(module, dataset, device=device, save_steps=config.save_steps,
+                            max_examples=config.max_examples, progress=config.progress and main, augmenter=augmenter,
+                            versions=config.tta, seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
+
         start = time.perf_counter()
-        outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
-                           progress=config.progress and main, augmenter=augmenter, versions=config.tta,
-                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
+        if compiled:
+            try:
+                outputs = evaluate_with(torch.compile(head, dynamic=False))
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
+                warn_compile_failed(e)
+                outputs = evaluate_with(head)
+        else:
+            outputs = evaluate_with(head)
         seconds = time.perf_counter() - start
         if not main:
             return None

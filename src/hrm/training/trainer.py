@@ -20,7 +20,6 @@ import random
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.device import choose
+from hrm.device import choose, compile_enabled, warn_compile_failed
 from hrm.models import IGNORE_LABEL_ID, build_model
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
@@ -166,8 +165,7 @@ class Trainer:
     # Setup helpers
 
     def _compiled_forward(self):
-        enabled = self.config.compile if self.config.compile is not None else self.device.type == "cuda"
-        if not enabled:
+        if not compile_enabled(self.config.compile, self.device):
             return self.head
         import torch._inductor.config as inductor_config
         # NOTE: compiled code draws the exploration randoms from torch's generator, like eager code, so a
@@ -182,9 +180,7 @@ class Trainer:
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
-                first_line = (str(e).strip().splitlines() or [""])[0][:300]
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {first_line}); continuing in eager mode "
-                              "(compile=false skips compilation)", RuntimeWarning, stacklevel=2)
+                warn_compile_failed(e)
                 self.forward = self.head
         return self.head(carry, batch, return_keys)
 
@@ -330,8 +326,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - a compiler failure in eval mode: retry eagerly
             if module is self.head or isinstance(e, torch.OutOfMemoryError):
                 raise
-            warnings.warn(f"torch.compile failed in evaluation ({type(e).__name__}); continuing in eager mode",
-                          RuntimeWarning, stacklevel=2)
+            warn_compile_failed(e, " in evaluation")
             self.forward = self.head
             self.head.eval()
             sums, rows = self._evaluate(self.head)
