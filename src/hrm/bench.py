@@ -83,7 +83,7 @@ def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype:
         if device:
             overrides.append(f"device={device}")
         if dtype:
-            overrides.append(f"arch.forward_dtype={dtype}")
+            overrides.append(f"dtype={dtype}")
         if compile_ is not None:
             overrides.append(f"compile={str(compile_).lower()}")
         config = load_config(None, overrides)

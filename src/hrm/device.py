@@ -1,8 +1,10 @@
 """One device policy for the whole package: which device, which forward dtype, whether to compile, and why.
 
 Order: an explicit choice (config or argument), then the `HRM_DEVICE` environment variable, then
-CUDA, MPS, CPU. The forward dtype is bfloat16 on CUDA; on CPU bfloat16 only where the processor has
-native bf16 matrix instructions (AMX or AVX-512 BF16), float32 elsewhere; float32 on MPS.
+CUDA, MPS, CPU. The forward dtype: an explicit choice, then `HRM_DTYPE`, then (for a checkpoint) the dtype
+it was trained in where the device runs it natively, then the device's default: bfloat16 on CUDA; on CPU
+bfloat16 only where the processor has native bf16 matrix instructions (AMX or AVX-512 BF16), float32
+elsewhere; float32 on MPS.
 Nothing here calls `.cuda()`: callers move tensors with `.to(choice.device)`.
 """
 from __future__ import annotations
@@ -71,13 +73,28 @@ def _checked(device: torch.device) -> torch.device:
     return device
 
 
-def pick_dtype(device: torch.device, requested: str | None = None) -> tuple[torch.dtype, str]:
-    """The forward dtype for `device`, and why."""
+def runs_natively(device: torch.device, dtype: torch.dtype) -> bool:
+    """False where `dtype` would be emulated at a fraction of float32's speed: half types on a CPU without
+    native bf16 matrix instructions (float16 on any CPU)."""
+    if device.type != "cpu":
+        return True
+    if dtype == torch.bfloat16:
+        return cpu_has_native_bf16()
+    return dtype != torch.float16
+
+
+def pick_dtype(device: torch.device, requested: str | None = None, trained: str | None = None) -> tuple[torch.dtype, str]:
+    """The forward dtype for `device`, and why. `trained`: the dtype a checkpoint was trained in."""
     if requested and requested != "auto":
         return parse_dtype(requested), f"{requested} requested"
     env = os.environ.get("HRM_DTYPE")
     if env:
         return parse_dtype(env), "HRM_DTYPE"
+    if trained and trained in DTYPES:
+        if runs_natively(device, DTYPES[trained]):
+            return DTYPES[trained], f"the checkpoint's training dtype {trained}"
+        default, why = pick_dtype(device)
+        return default, f"trained in {trained}, which this {device.type} does not run natively ({why})"
     if device.type == "cuda":
         return torch.bfloat16, "bfloat16 on CUDA, as the released runs"
     if device.type == "mps":
@@ -87,9 +104,10 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> tuple[torc
     return torch.float32, "CPU without native bf16 matmul"
 
 
-def choose(device: str | None = None, dtype: str | None = None) -> DeviceChoice:
+def choose(device: str | None = None, dtype: str | None = None, trained: str | None = None) -> DeviceChoice:
+    """Device and dtype; `trained` is the dtype a checkpoint was trained in (evaluation's default)."""
     dev, dev_reason = pick_device(device)
-    dt, dt_reason = pick_dtype(dev, dtype)
+    dt, dt_reason = pick_dtype(dev, dtype, trained)
     return DeviceChoice(dev, dt, f"{dev_reason}; {dt_reason}")
 
 

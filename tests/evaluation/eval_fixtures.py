@@ -18,7 +18,7 @@ from hrm.models import HRMConfig, build_model
 from hrm.models.checkpoint import save_weights
 
 TINY = dict(H_layers=1, L_layers=1, H_cycles=1, L_cycles=1, hidden_size=32, num_heads=2, expansion=2.0,
-            puzzle_emb_ndim=32, halt_max_steps=3, forward_dtype="float32")
+            puzzle_emb_ndim=32, halt_max_steps=3)
 
 
 @dataclass

@@ -81,6 +81,28 @@ def test_round_trip_in_our_format(tmp_path, fixture):
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] and not list(tmp_path.glob("ckpt/.*"))   # no temporaries left
 
 
+def test_the_training_dtype_and_architecture_are_recorded(tmp_path, fixture):
+    import json
+
+    from hrm.models.checkpoint import trained_dtype
+    from hrm.models.reference import ReferenceRun
+    head = ReferenceRun(fixture).model()
+    save_weights(head, fixture.config(), tmp_path / "ckpt")
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["dtype"] == "float32" and meta["arch"]["name"] == "hrm_act_v1"
+    assert trained_dtype(tmp_path / "ckpt") == "float32"
+    save_weights(head, fixture.config(), tmp_path / "converted", trained_dtype="bfloat16")     # hrm convert's case
+    assert trained_dtype(tmp_path / "converted") == "bfloat16"
+    # hrm checkpoints from before the "dtype" key: the arch's forward_dtype, unless it was "auto".
+    for legacy, expected in (("float32", "float32"), ("auto", None)):
+        meta.pop("dtype")
+        meta["arch"]["forward_dtype"] = legacy
+        (tmp_path / "ckpt" / "config.json").write_text(json.dumps(meta))
+        assert trained_dtype(tmp_path / "ckpt") == expected
+        load_checkpoint(tmp_path / "ckpt", dtype=torch.float32)                 # the legacy key still loads
+        meta["dtype"] = "x"
+
+
 def test_truncated_and_corrupted_files_are_clear_errors(tmp_path, fixture):
     from hrm.models.reference import ReferenceRun
     head = ReferenceRun(fixture).model()

@@ -58,3 +58,18 @@ print('ok')
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_checkpoint_is_evaluated_in_the_dtype_it_was_trained_in(monkeypatch):
+    import hrm.device as device
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("HRM_DTYPE", raising=False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.pick_dtype(cpu)[0] == torch.bfloat16                        # no checkpoint: the CPU's default
+    assert device.pick_dtype(cpu, trained="float32") == (torch.float32, "the checkpoint's training dtype float32")
+    assert device.pick_dtype(cpu, trained="bfloat16")[0] == torch.bfloat16
+    assert device.pick_dtype(cpu, "bfloat16", trained="float32")[0] == torch.bfloat16   # asked for: obeyed
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    dtype, reason = device.pick_dtype(cpu, trained="bfloat16")
+    assert dtype == torch.float32 and reason.startswith("trained in bfloat16, which this cpu does not run natively")

@@ -119,10 +119,18 @@ def test_original_all_config_yaml_loads(tmp_path):
     path = tmp_path / "all_config.yaml"
     path.write_text(ORIGINAL_ALL_CONFIG)
     c = load_config(path)
-    assert c.arch.name == "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"
+    assert c.arch.name == "hrm_act_v1"          # the original's class path, resolved by the registry
     assert c.arch.loss.loss_type == "stablemax_cross_entropy" and c.arch.puzzle_emb_ndim == 512
     assert c.global_batch_size == 384 and c.lr == 7e-5 and c.eval_save_outputs == []
     assert c.run_name == "HierarchicalReasoningModel_ACTV1 pastel-lorikeet"
+
+
+def test_the_dtype_is_a_run_setting_and_the_originals_key_sets_it():
+    assert load_config(None, ["arch.forward_dtype=float32"]).dtype == "float32"
+    assert load_config(None, ["dtype=bfloat16"]).dtype == "bfloat16"
+    assert not hasattr(load_config(None, []).arch, "forward_dtype")
+    with pytest.raises(ConfigError, match="dtype must be auto or one of float32, bfloat16, float16, float64, got 'float8'"):
+        load_config(None, ["dtype=float8"])
 
 
 def test_saved_config_round_trips(tmp_path):

@@ -107,17 +107,19 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
     from hrm.device import choose, compile_enabled, warn_compile_failed
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.predictions import write_predictions
-    from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
+    from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
     from hrm.training.distributed import device_for, init_processes, shutdown
 
     config.validate()
-    choice = choose(config.device, config.dtype)
+    resolved = resolve_checkpoint(config.checkpoint)
+    # NOTE: by default a run is evaluated in the dtype it was trained in (where this device runs it), so that
+    # hrm eval reports what the trainer's own evaluation reported.
+    choice = choose(config.device, config.dtype, trained=trained_dtype(resolved.weights))
     processes = init_processes(choice.device)
     device = device_for(choice.device, processes)
     main = processes.is_main
     say = log if main else (lambda _: None)
     try:
-        resolved = resolve_checkpoint(config.checkpoint)
         data_path = resolve_data_path(config, resolved)
         try:
             overrides = None

@@ -125,10 +125,10 @@ class Solver:
         from hrm.data import load_metadata
         from hrm.device import choose
         from hrm.evaluation.sources import EvalError, dataset_box, dataset_task, recorded_data_path, resolve_checkpoint
-        from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
+        from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
 
-        self.choice = choose(device, dtype)
         resolved = resolve_checkpoint(checkpoint)
+        self.choice = choose(device, dtype, trained=trained_dtype(resolved.weights))
         self.checkpoint = str(resolved.weights)
         self.data_path = Path(data_path) if data_path else recorded_data_path(resolved)
         if self.data_path is not None and not self.data_path.is_dir():

@@ -2,7 +2,9 @@
 
 hrm's format is a directory (or a `.safetensors` file with `config.json` beside it):
     model.safetensors   the ACTLossHead state dict, keys as the original's without `_orig_mod.`
-    config.json         {"format": "hrm-weights", "version": 1, "arch": {...HRMConfig...}, ...}
+    config.json         {"format": "hrm-weights", "version": 1, "arch": {"name": ..., ...its config...},
+                         "dtype": "float32", ...}: the architecture by name, and the dtype the weights
+                         were trained (computed) in, which evaluation uses by default
 No pickle. The original's checkpoints (`checkpoints/<project>/<run>/step_<N>`, no extension) are read
 with `torch.load(weights_only=True)`, with or without the `_orig_mod.` prefix that `torch.compile`
 adds, and their architecture comes from `all_config.yaml` beside them.
@@ -10,7 +12,6 @@ adds, and their architecture comes from `all_config.yaml` beside them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from hrm.files import atomic_write, atomic_write_text
-from hrm.models import ACTLossHead, HRMConfig, LossConfig, build_model
+from hrm.models import ACTLossHead, HRMConfig, arch_config, build_model
 
 FORMAT = "hrm-weights"
 VERSION = 1
@@ -35,35 +36,40 @@ class CheckpointError(ValueError):
 # ----------------------------------------------------------------------------------------------------
 # Config <-> dict
 
-def arch_to_dict(config: HRMConfig) -> dict[str, Any]:
+def arch_to_dict(config) -> dict[str, Any]:
     return asdict(config)
 
 
-def arch_from_dict(values: dict[str, Any], source: str = "config") -> HRMConfig:
-    """Build an HRMConfig from a dict, accepting the original's extras (name, loss.name, causal)."""
-    values = dict(values)
-    loss = values.pop("loss", None) or {}
-    known = {f.name for f in dataclasses.fields(HRMConfig)} - {"loss"}
-    ignored = {"causal"}                                    # the original passes it; the model ignores it
-    unknown = set(values) - known - ignored
-    if unknown:
-        raise CheckpointError(f"{source}: unknown architecture keys {sorted(unknown)}")
-    arch = {k: v for k, v in values.items() if k in known}
-    loss_type = loss.get("loss_type", LossConfig.loss_type) if isinstance(loss, dict) else LossConfig.loss_type
-    return HRMConfig(**arch, loss=LossConfig(loss_type=loss_type))
+def arch_from_dict(values: dict[str, Any], source: str = "config"):
+    """The config of the architecture named by values["name"] (hrm.models' registry), with the originals'
+    extras accepted (class-path names, loss.name, causal, forward_dtype)."""
+    try:
+        return arch_config(values)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: {e}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 # ----------------------------------------------------------------------------------------------------
 # Writing
 
-def save_weights(head: ACTLossHead, config: HRMConfig, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write `model.safetensors` and `config.json` into `directory`, each atomically."""
+def save_weights(head: ACTLossHead, config, directory: str | Path, extra: dict[str, Any] | None = None,
+                 trained_dtype: str | None = None) -> Path:
+    """Write `model.safetensors` and `config.json` into `directory`, each atomically.
+
+    `trained_dtype` (default: the dtype `head` computes in) is recorded as "dtype": the dtype the weights
+    were trained in, which `hrm eval`, `hrm solve` and the exporters use by default.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
     state = {k: v.detach().to("cpu").contiguous() for k, v in strip_prefix(head.state_dict()).items()}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
-    meta = {"format": FORMAT, "version": VERSION, "arch": arch_to_dict(config), **(extra or {})}
+    dtype = trained_dtype or dtype_name(head.model.inner.forward_dtype)
+    meta = {"format": FORMAT, "version": VERSION, "arch": arch_to_dict(config), "dtype": dtype, **(extra or {})}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return directory
 
@@ -124,7 +130,7 @@ def _find_all_config(path: Path) -> Path | None:
     return None
 
 
-def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: dict[str, Any] | None = None) -> HRMConfig:
+def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: dict[str, Any] | None = None):
     """The architecture of an original checkpoint: `all_config.yaml` beside it, sizes from the weights.
 
     vocab_size, num_puzzle_identifiers and puzzle_emb_ndim are read off the tensors. seq_len is read from
@@ -139,7 +145,6 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
         raise CheckpointError(f"{path}: no all_config.yaml beside the checkpoint; it holds the architecture")
     full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
     arch = dict(full.get("arch", {}))
-    arch.pop("name", None)
 
     arch["vocab_size"] = state["model.inner.embed_tokens.embedding_weight"].shape[0]
     if "model.inner.puzzle_emb.weights" in state:
@@ -169,18 +174,39 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     return arch_from_dict(arch, source=str(yaml_path or path))
 
 
+def trained_dtype(path: str | Path) -> str | None:
+    """The dtype a checkpoint's weights were trained in, if it says: hrm's config.json "dtype" (older hrm
+    checkpoints: arch.forward_dtype unless "auto"), the original's all_config.yaml arch.forward_dtype.
+    None when nothing says; a checkpoint that cannot be read is reported by load_checkpoint, not here."""
+    import yaml
+
+    path = Path(path)
+    try:
+        if is_hrm_checkpoint(path):
+            meta = json.loads(((path if path.is_dir() else path.parent) / CONFIG_FILE).read_text())
+            arch = meta.get("arch") if isinstance(meta.get("arch"), dict) else {}
+            dtype = meta.get("dtype") or arch.get("forward_dtype")
+        else:
+            yaml_path = _find_all_config(path)
+            full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
+            dtype = (full.get("arch") or {}).get("forward_dtype") if isinstance(full, dict) else None
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    return dtype if isinstance(dtype, str) and dtype != "auto" else None
+
+
 def is_hrm_checkpoint(path: Path) -> bool:
     return (path.is_dir() and (path / WEIGHTS_FILE).is_file()) or path.suffix == ".safetensors"
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
-                    arch_overrides: dict[str, Any] | None = None) -> tuple[ACTLossHead, HRMConfig, dict[str, Any]]:
+                    arch_overrides: dict[str, Any] | None = None) -> tuple[ACTLossHead, Any, dict[str, Any]]:
     """Load weights from hrm's format or the original's. Returns (head, arch config, info).
 
     `info` holds "format" ("hrm" or "original"), "path", and everything else in config.json (for
-    example the dataset hash). The model computes in `dtype`; by default hrm.device picks it for
-    `device` (NOTE: not the dtype stored with the checkpoint, which reflects the training hardware:
-    the original's configs all say bfloat16, which is ~300x slower on CPUs without bf16 matmul).
+    example the dataset hash). The model computes in `dtype`; by default in the dtype it was trained in,
+    where `device` can run it (hrm.device.choose; NOTE: the original's configs all say bfloat16, which is
+    ~300x slower on CPUs without bf16 matmul, so there float32 is used).
     """
     path = Path(path)
     if not path.exists():
@@ -209,7 +235,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
 
     if dtype is None:
         from hrm.device import pick_dtype
-        dtype, _ = pick_dtype(torch.device(device))
+        dtype, _ = pick_dtype(torch.device(device), trained=trained_dtype(path))
     head = build_model(config, forward_dtype=dtype, device="cpu")
     load_state_into(head, state, source)
     return head.to(device), config, info
@@ -233,7 +259,8 @@ def convert_main(argv: list[str]) -> int:
         head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32, arch_overrides=overrides)
     except CheckpointError as e:
         parser.exit(2, f"hrm convert: {e}\n")
-    save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)})
+    save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)},
+                 trained_dtype=trained_dtype(args.checkpoint) or "float32")
     n_params = sum(p.numel() for p in head.parameters())
     print(f"wrote {args.output_dir / WEIGHTS_FILE} and {CONFIG_FILE}: {n_params:,} parameters, "
           f"vocab {config.vocab_size}, seq_len {config.seq_len}, {config.num_puzzle_identifiers} puzzle ids")

@@ -1,10 +1,11 @@
 """HRM ACT v1: the hierarchical recurrent model with adaptive computation time (spec §5.7, §6).
 
 Reads top to bottom:
-  HRMConfig                 the architecture hyper-parameters (the original's names)
+  HRMConfig                 the architecture hyper-parameters (the original's names) and its halting policy
   Block, ReasoningModule    post-norm transformer blocks; f(z, injection) = Blocks(z + injection)
   HRMInner                  one segment: embeddings, the H/L recurrence with the 1-step gradient, heads
-  HRM                       the ACT wrapper: carry, reset of halted rows, halting, exploration, Q target
+The ACT wrapper (carry, reset of halted rows, halting, exploration, Q target) is hrm.models.act, shared by
+every architecture; HRM is `ACTModel(HRMInner(config), config.halting_policy)`.
 
 Shapes: B batch, S puzzle tokens, P puzzle-embedding positions, T = P + S, D hidden size.
 """
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hrm.halting import Q_HALT_GT_Q_CONTINUE, HaltingPolicy
+from hrm.models.act import Carry
 from hrm.models.layers import (
     Attention,
     CastedEmbedding,
@@ -60,7 +63,8 @@ class HRMConfig:
     halt_max_steps: int = 16
     halt_exploration_prob: float = 0.1
 
-    forward_dtype: str = "auto"         # "auto" lets hrm.device choose; else float32 | bfloat16 | float16
+    # NOTE: the original's `forward_dtype` is not an architecture field here: the dtype is a run setting
+    # (TrainConfig.dtype; `arch.forward_dtype=` still sets it) and is stored with the checkpoints.
     name: str = "hrm_act_v1"
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -77,19 +81,10 @@ class HRMConfig:
         """P = ceil(puzzle_emb_ndim / hidden_size) positions prepended to the sequence."""
         return -(self.puzzle_emb_ndim // -self.hidden_size)
 
-
-@dataclass
-class InnerCarry:
-    z_H: torch.Tensor   # (B, T, D) in forward dtype
-    z_L: torch.Tensor   # (B, T, D)
-
-
-@dataclass
-class ACTCarry:
-    inner_carry: InnerCarry
-    steps: torch.Tensor                 # (B,) int32: segments run on the current puzzle
-    halted: torch.Tensor                # (B,) bool: the row takes a new puzzle on the next call
-    current_data: dict[str, torch.Tensor]
+    @property
+    def halting_policy(self) -> HaltingPolicy:
+        """Halt where q_halt > q_continue; Q-continue target from a second forward (Q-learning)."""
+        return HaltingPolicy(rule=Q_HALT_GT_Q_CONTINUE, q_target=True)
 
 
 class Block(nn.Module):
@@ -172,25 +167,21 @@ class HRMInner(nn.Module):
             x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(self.forward_dtype))
         return self.embed_scale * x
 
-    def empty_carry(self, batch_size: int, device: torch.device | None = None) -> InnerCarry:
-        shape = (batch_size, self.puzzle_emb_len + self.config.seq_len, self.config.hidden_size)
-        # The original leaves these uninitialised; every row is reset before use, so zeros are equivalent
-        # and keep checkpoints of the carry deterministic.
-        return InnerCarry(z_H=torch.zeros(shape, dtype=self.forward_dtype, device=device),
-                          z_L=torch.zeros(shape, dtype=self.forward_dtype, device=device))
+    # The carry (hrm.models.act): z_H and z_L, (B, T, D); a fresh row holds H_init / L_init everywhere.
+    @property
+    def carry_positions(self) -> int:
+        return self.puzzle_emb_len + self.config.seq_len
 
-    def reset_carry(self, reset: torch.Tensor, carry: InnerCarry) -> InnerCarry:
-        reset = reset.view(-1, 1, 1)
-        return InnerCarry(z_H=torch.where(reset, self.H_init, carry.z_H),
-                          z_L=torch.where(reset, self.L_init, carry.z_L))
+    def carry_init(self) -> dict[str, torch.Tensor]:
+        return {"z_H": self.H_init, "z_L": self.L_init}
 
-    def forward(self, carry: InnerCarry, batch: dict[str, torch.Tensor]):
+    def forward(self, carry: Carry, batch: dict[str, torch.Tensor]):
         N, M = self.config.H_cycles, self.config.L_cycles
         cos_sin = self.rotary_emb() if self.config.pos_encodings == "rope" else None
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])   # (B, T, D)
 
         # N·M L-updates and N H-updates; all but the last of each run without gradient.
-        z_H, z_L = carry.z_H, carry.z_L
+        z_H, z_L = carry["z_H"], carry["z_L"]
         with torch.no_grad():
             for i in range(N):
                 for j in range(M):
@@ -202,73 +193,8 @@ class HRMInner(nn.Module):
         z_L = self.L_level(z_L, z_H + x, cos_sin)
         z_H = self.H_level(z_H, z_L, cos_sin)
 
-        new_carry = InnerCarry(z_H=z_H.detach(), z_L=z_L.detach())
+        new_carry = {"z_H": z_H.detach(), "z_L": z_L.detach()}
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len:]                 # (B, S, vocab): drop puzzle positions
         # NOTE: the Q head reads position 0, the first puzzle-embedding position (the first token if P = 0).
         q = self.q_head(z_H[:, 0]).to(torch.float32)                        # (B, 2)
         return new_carry, logits, (q[..., 0], q[..., 1])
-
-
-class HRM(nn.Module):
-    """The ACT wrapper: one call = one segment for every row of the batch (spec §6)."""
-
-    def __init__(self, config: HRMConfig, forward_dtype: torch.dtype = torch.float32):
-        super().__init__()
-        self.config = config
-        self.inner = HRMInner(config, forward_dtype)
-
-    @property
-    def puzzle_emb(self) -> CastedSparseEmbedding | None:
-        return getattr(self.inner, "puzzle_emb", None)
-
-    def initial_carry(self, batch: dict[str, torch.Tensor]) -> ACTCarry:
-        B = batch["inputs"].shape[0]
-        device = batch["inputs"].device
-        return ACTCarry(
-            inner_carry=self.inner.empty_carry(B, device),
-            steps=torch.zeros(B, dtype=torch.int32, device=device),
-            halted=torch.ones(B, dtype=torch.bool, device=device),          # every row starts by resetting
-            current_data={k: torch.zeros_like(v) for k, v in batch.items()},
-        )
-
-    def exploration_draws(self, q_halt: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two random draws of exploration, in the original's order (uniform, then randint).
-
-        Kept as a method so that tests can inject recorded draws.
-        """
-        return (torch.rand_like(q_halt),
-                torch.randint_like(steps, low=2, high=self.config.halt_max_steps + 1))
-
-    def forward(self, carry: ACTCarry, batch: dict[str, torch.Tensor]):
-        cfg = self.config
-        # 1. Halted rows restart from H_init/L_init and take the new batch's row; others keep theirs.
-        inner_carry = self.inner.reset_carry(carry.halted, carry.inner_carry)
-        steps = torch.where(carry.halted, 0, carry.steps)
-        current_data = {
-            k: torch.where(carry.halted.view((-1,) + (1,) * (batch[k].ndim - 1)), batch[k], v)
-            for k, v in carry.current_data.items()
-        }
-
-        # 2. One segment.
-        inner_carry, logits, (q_halt, q_continue) = self.inner(inner_carry, current_data)
-        outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
-
-        # 3. Halting and the Q-learning target.
-        with torch.no_grad():
-            steps = steps + 1
-            is_last = steps >= cfg.halt_max_steps
-            halted = is_last
-            # In eval every row runs halt_max_steps segments, so batches stay in lock-step.
-            if self.training and cfg.halt_max_steps > 1:
-                halted = halted | (q_halt > q_continue)
-                # Exploration can only delay halting, to a minimum drawn from U{2..halt_max_steps}.
-                rand, randint = self.exploration_draws(q_halt, steps)
-                min_halt_steps = (rand < cfg.halt_exploration_prob) * randint
-                halted = halted & (steps >= min_halt_steps)
-
-                # Target from a second full forward on the updated carry (no target network).
-                _, _, (next_q_halt, next_q_continue) = self.inner(inner_carry, current_data)
-                outputs["target_q_continue"] = torch.sigmoid(
-                    torch.where(is_last, next_q_halt, torch.maximum(next_q_halt, next_q_continue)))
-
-        return ACTCarry(inner_carry, steps, halted, current_data), outputs

@@ -75,7 +75,6 @@ class Fixture:
     def config(self, **changes) -> HRMConfig:
         fields = {f.name for f in dataclasses.fields(HRMConfig)}
         values = {k: v for k, v in self.meta["config"].items() if k in fields}
-        values["forward_dtype"] = "float32"
         return HRMConfig(**{**values, **changes})
 
     def params(self, prefix: str = "param.") -> dict[str, torch.Tensor]:
@@ -174,8 +173,8 @@ class ReferenceRun:
                     self.check(group, f"{p}.{k}", v)
                 self.check(group, f"{p}.halted", carry.halted)
                 self.check(group, f"{p}.steps", carry.steps)
-                self.check(group, f"{p}.z_H", carry.inner_carry.z_H)
-                self.check(group, f"{p}.z_L", carry.inner_carry.z_L)
+                self.check(group, f"{p}.z_H", carry.inner_carry["z_H"])
+                self.check(group, f"{p}.z_L", carry.inner_carry["z_L"])
                 self.check(group, f"{p}.loss", loss)
                 for k, v in metrics.items():
                     self.check(group, f"{p}.metric.{k}", v)

@@ -20,12 +20,12 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 
-from hrm.models import ACTCarry, ACTLossHead, HRMConfig, InnerCarry
+from hrm.models import ACTCarry, ACTLossHead
 from hrm.models.checkpoint import CheckpointError, load_state_into, read_safetensors, save_weights
 
 FORMAT = "hrm-train-state"
@@ -85,19 +85,27 @@ def restore_rng(device: torch.device, tensors: dict[str, torch.Tensor], extra: d
 # Carry and optimiser state <-> flat tensor dicts
 
 def carry_tensors(carry: ACTCarry) -> dict[str, torch.Tensor]:
-    out = {"carry.z_H": carry.inner_carry.z_H, "carry.z_L": carry.inner_carry.z_L,
-           "carry.steps": carry.steps, "carry.halted": carry.halted}
+    """carry.<name> for each tensor the inner model declares (HRM: carry.z_H, carry.z_L), carry.steps,
+    carry.halted, carry.current_data.<key>."""
+    out = {f"carry.{name}": value for name, value in carry.inner_carry.items()}
+    out |= {"carry.steps": carry.steps, "carry.halted": carry.halted}
     out.update({f"carry.current_data.{k}": v for k, v in carry.current_data.items()})
     return out
 
 
-def carry_from_tensors(tensors: dict[str, torch.Tensor], rows: slice, device: torch.device) -> ACTCarry | None:
-    """This rank's rows of a saved global carry, or None if the checkpoint has none."""
-    if "carry.z_H" not in tensors:
+def carry_from_tensors(tensors: dict[str, torch.Tensor], rows: slice, device: torch.device,
+                       names: Iterable[str]) -> ACTCarry | None:
+    """This rank's rows of a saved global carry, or None if the checkpoint has none. `names`: the inner
+    model's carry tensors (its carry_init())."""
+    if "carry.steps" not in tensors:
         return None
+    names = list(names)
+    missing = [f"carry.{n}" for n in names if f"carry.{n}" not in tensors]
+    if missing:
+        raise CheckpointError(f"the checkpoint's carry lacks {', '.join(missing)}: it was written by another architecture")
     take = lambda name: tensors[name][rows].to(device)                           # noqa: E731
     data = {k.removeprefix("carry.current_data."): take(k) for k in tensors if k.startswith("carry.current_data.")}
-    return ACTCarry(InnerCarry(take("carry.z_H"), take("carry.z_L")), take("carry.steps"), take("carry.halted"), data)
+    return ACTCarry({n: take(f"carry.{n}") for n in names}, take("carry.steps"), take("carry.halted"), data)
 
 
 def adam_tensors(optimizer: torch.optim.Optimizer, names: dict[torch.Tensor, str]) -> dict[str, torch.Tensor]:
@@ -129,7 +137,7 @@ def load_adam(optimizer: torch.optim.Optimizer, named_params: list[tuple[str, to
 # ----------------------------------------------------------------------------------------------------
 # Writing
 
-def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch: HRMConfig, progress: TrainProgress,
+def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch, progress: TrainProgress,
                      tensors: dict[str, torch.Tensor], keep: int) -> Path:
     """Write step_<progress.step> atomically and prune to the last `keep` (0: keep all). Rank 0 only."""
     from safetensors.torch import save_file

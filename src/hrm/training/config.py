@@ -1,7 +1,8 @@
 """The training configuration: typed dataclasses, YAML presets and `key=value` overrides.
 
     TrainConfig             the run: the original's `PretrainConfig` keys, flat and with its names
-      .arch  HRMConfig      the architecture (hrm.models), with .arch.loss the LossConfig
+      .arch                 the architecture: the config class that `arch.name` names in hrm.models'
+                            registry (HRMConfig by default), with .arch.loss the LossConfig
       .data  DataConfig     how the test split is read for evaluation
       .logging LoggingConfig  progress bar, metrics files, TensorBoard / W&B
 
@@ -13,7 +14,9 @@ A config is built in three layers: the dataclass defaults (the original's `cfg_p
 Values are converted to the field's type (so `lr=7e-5` is a float, which plain YAML would read as a
 string); an unknown key is an error that names the nearest valid key. The original's `all_config.yaml`
 files load as they are (its `arch.name` and `arch.loss.name` class paths are accepted).
-`logger=...` is a shortcut for `logging.logger=...`.
+`arch.name` is applied before every other key, wherever it appears, so that `arch.*` keys are checked
+against the architecture it names. `logger=...` is a shortcut for `logging.logger=...`; the original's
+`arch.forward_dtype=...` sets the run's `dtype`.
 """
 from __future__ import annotations
 
@@ -27,12 +30,15 @@ from typing import Any
 
 import yaml
 
+from hrm.device import DTYPES
 from hrm.files import atomic_write_text
-from hrm.models import HRMConfig
+from hrm.models import HRMConfig, architecture, canonical_name
 
 # The original's loss class path; the only value `arch.loss.name` may take.
 ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
-SHORTCUTS = {"logger": "logging.logger"}
+# NOTE: the dtype is a run setting (stored with the checkpoints), not an architecture field as in the
+# original; its key still works.
+SHORTCUTS = {"logger": "logging.logger", "arch.forward_dtype": "dtype"}
 NONE_WORDS = {"null", "none", "~", "auto"}
 # The presets ship inside the package (configs/ at the repository root links here), so wheels have them.
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
@@ -60,6 +66,7 @@ class LoggingConfig:
 
 @dataclass
 class TrainConfig:
+    # Any registered architecture's config (hrm.models.ARCHITECTURES); `arch.name` chooses the class.
     arch: HRMConfig = field(default_factory=HRMConfig)
 
     # The original's PretrainConfig, same names and defaults (spec §2.2).
@@ -84,6 +91,7 @@ class TrainConfig:
 
     # hrm's additions.
     device: str = "auto"                     # auto | cpu | cuda | cuda:1 | mps (see hrm.device)
+    dtype: str = "auto"                      # auto | float32 | bfloat16 | float16: the forward dtype (hrm.device)
     compile: bool | None = None              # None (auto): torch.compile on CUDA only
     lr_schedule_steps: int = 0               # steps the warm-up + cosine span (0: the run's total steps)
     checkpoint_interval: int = 0             # also checkpoint every N steps (0: only at evaluations)
@@ -116,6 +124,8 @@ class TrainConfig:
             problems.append(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
         if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
             problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.logging.logger not in ("none", "tensorboard", "wandb"):
             problems.append(f"logger must be none, tensorboard or wandb, got {self.logging.logger!r}")
         if self.logging.wandb_mode not in ("offline", "online"):
@@ -136,12 +146,14 @@ def _fields(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
-    """Every settable dotted key, e.g. 'lr', 'arch.L_cycles', 'arch.loss.loss_type'."""
+def all_keys(cls: type = TrainConfig, prefix: str = "", instance: Any = None) -> list[str]:
+    """Every settable dotted key, e.g. 'lr', 'arch.L_cycles', 'arch.loss.loss_type'. With `instance`, the
+    sections are those of its values (the architecture its `arch.name` chose), not the annotated classes."""
     keys = []
-    for name, tp in _fields(cls).items():
-        if dataclasses.is_dataclass(tp):
-            keys += all_keys(tp, f"{prefix}{name}.")
+    for name, tp in _fields(type(instance) if instance is not None else cls).items():
+        value = getattr(instance, name, None) if instance is not None else None
+        if dataclasses.is_dataclass(value) or dataclasses.is_dataclass(tp):
+            keys += all_keys(type(value) if dataclasses.is_dataclass(value) else tp, f"{prefix}{name}.", value)
         else:
             keys.append(prefix + name)
     return keys
@@ -197,18 +209,33 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: cannot set a value of type {_type_name(tp)}")
 
 
-def _unknown_key(key: str, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, all_keys() + list(SHORTCUTS), n=1, cutoff=0.6)
+def _unknown_key(key: str, where: str, config: TrainConfig) -> ConfigError:
+    keys = all_keys(instance=config)
+    close = difflib.get_close_matches(key, keys + list(SHORTCUTS), n=1, cutoff=0.6)
     if not close:  # a wrong section but a right leaf name, e.g. `L_cycles` for `arch.L_cycles`
         leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in all_keys() if k.rsplit(".", 1)[-1] == leaf][:1]
+        close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
+    arch = f" (the keys of architecture {config.arch.name})" if key.startswith("arch.") else ""
+    return ConfigError(f"{where}: unknown config key '{key}'{hint}{arch}")
+
+
+def set_architecture(config: TrainConfig, name: Any, where: str) -> None:
+    """`arch.name=NAME`: the registry's config class for NAME, at its defaults (unless already that class)."""
+    try:
+        arch = architecture(str(name))
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if type(config.arch) is not arch.config:
+        config.arch = arch.config(name=arch.name)
+    config.arch.name = canonical_name(str(name))
 
 
 def set_key(config: TrainConfig, key: str, value: Any, where: str) -> None:
     """Set dotted `key` to `value` (converted to the field's type). A mapping sets a whole section."""
     key = SHORTCUTS.get(key, key)
+    if key == "arch.name":
+        return set_architecture(config, value, where)
     parts = key.split(".")
     target: Any = config
     for depth, part in enumerate(parts):
@@ -220,19 +247,20 @@ def set_key(config: TrainConfig, key: str, value: Any, where: str) -> None:
             return
         fields = _fields(type(target))
         if part not in fields:
-            raise _unknown_key(key, where)
+            raise _unknown_key(key, where, config)
         tp = fields[part]
         if depth == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
                 if not isinstance(value, dict):
                     raise ConfigError(f"{where}: '{key}' is a section; set its keys, e.g. '{all_keys(tp, key + '.')[0]}=...'")
-                for sub_key, sub_value in value.items():
+                items = sorted(value.items(), key=lambda kv: kv[0] != "name")    # arch.name first
+                for sub_key, sub_value in items:
                     set_key(config, f"{key}.{sub_key}", sub_value, where)
             else:
                 setattr(target, part, coerce(value, tp, f"{where}: {key}"))
             return
         if not dataclasses.is_dataclass(tp):
-            raise _unknown_key(key, where)
+            raise _unknown_key(key, where, config)
         target = getattr(target, part)
 
 
@@ -308,21 +336,29 @@ def _override_value(text: str) -> Any:
     return text
 
 
-def apply_overrides(config: TrainConfig, overrides: list[tuple[str, str]]) -> TrainConfig:
-    for key, value in overrides:
-        set_key(config, key, _override_value(value), f"command line '{key}={value}'")
+def apply_settings(config: TrainConfig, settings: list[tuple[str, Any, str]]) -> TrainConfig:
+    """Set (key, value, where) in order, except that the last `arch.name` is applied first: it chooses the
+    architecture's config class, against which every `arch.*` key is then checked."""
+    names = [(v, w) for k, v, w in settings if k.lstrip("+") == "arch.name"]
+    if names:
+        set_architecture(config, *names[-1])
+    for key, value, where in settings:
+        if key.lstrip("+") != "arch.name":
+            set_key(config, key, value, where)
     return config
+
+
+def apply_overrides(config: TrainConfig, overrides: list[tuple[str, str]]) -> TrainConfig:
+    return apply_settings(config, [(k, _override_value(v), f"command line '{k}={v}'") for k, v in overrides])
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 base: TrainConfig | None = None) -> TrainConfig:
     """Defaults (or `base`), then the YAML file at `path` (ours or the original's all_config.yaml), then overrides."""
     config = base if base is not None else TrainConfig()
-    if path is not None:
-        for key, (value, where) in read_yaml(path).items():
-            set_key(config, key, value, where)
-    apply_overrides(config, parse_overrides(overrides or []))
-    return config.validate()
+    settings = [(k, v, where) for k, (v, where) in read_yaml(path).items()] if path is not None else []
+    settings += [(k, _override_value(v), f"command line '{k}={v}'") for k, v in parse_overrides(overrides or [])]
+    return apply_settings(config, settings).validate()
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

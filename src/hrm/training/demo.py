@@ -47,7 +47,7 @@ DEMO_OVERRIDES = [
     # NOTE: float32 even where the CPU has bf16 matrix instructions. bf16 steps are faster there, but the
     # small model learns worse in them: on a Xeon with AMX, ten minutes gave 86.0% held-out in float32
     # (5,575 steps) and 46.6% in bf16 (7,975 steps, falling after the 4th ACT step).
-    "arch.forward_dtype=float32",
+    "dtype=float32",
     # NOTE: two departures from the reference run, both for the original eval protocol, which scores the
     # answer after all 8 ACT steps. The small model learns to halt after 3-4 steps and, with exploration at
     # the paper's 0.1, is rarely trained beyond them, so its answer drifts there. With the cosine LR below,
@@ -214,7 +214,7 @@ def main(argv: list[str]) -> int:
                              + list(args.overrides))
     except ConfigError as e:
         parser.exit(2, f"hrm demo: {e}\n")
-    device = choose(config.device, config.arch.forward_dtype)      # evaluation computes as training did
+    device = choose(config.device, config.dtype)      # evaluation computes as training did
     print(f"hrm demo: {device.describe()}, {torch.get_num_threads()} threads")
     args.output.mkdir(parents=True, exist_ok=True)
     build_data(data_path)

@@ -89,7 +89,7 @@ class Trainer:
 
         self.config = config = dataclasses.replace(config)
         self.callback = callback
-        choice = choose(config.device, config.arch.forward_dtype)
+        choice = choose(config.device, config.dtype)
         self.processes = dist_.init_processes(choice.device)
         self.owns_process_group = self.processes.distributed
         self.device, self.dtype = dist_.device_for(choice.device, self.processes), choice.dtype
@@ -201,7 +201,7 @@ class Trainer:
         ckpt.load_adam(self.adam, self.named_params, tensors, where)
         local = self.config.global_batch_size // self.processes.world_size
         rows = slice(self.processes.rank * local, (self.processes.rank + 1) * local)
-        self.carry = ckpt.carry_from_tensors(tensors, rows, self.device)
+        self.carry = ckpt.carry_from_tensors(tensors, rows, self.device, self.head.model.inner.carry_init())
         self.train_data.load_state_dict(progress.loader)
         rank = self.processes.rank
         rng = {k.removeprefix(f"rng.{rank}."): v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
