@@ -52,10 +52,9 @@ def released() -> dict:
 
 def demo_arch() -> dict:
     """The architecture `hrm demo` trains, read from its own overrides."""
-    from hrm.training.config import load_config
-    from hrm.training.demo import DEMO_OVERRIDES
+    from hrm.training.config import load_config, preset_path
 
-    arch = load_config(None, [o for o in DEMO_OVERRIDES if o.startswith("arch.")]).arch
+    arch = load_config(preset_path("demo")).arch
     return {k: getattr(arch, k) for k in ("hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles",
                                           "halt_max_steps", "puzzle_emb_ndim", "expansion", "pos_encodings")}
 

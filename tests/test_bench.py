@@ -10,8 +10,7 @@ import pytest
 
 from hrm.bench import main
 from hrm.flops import train_step_flops
-from hrm.training.config import load_config
-from hrm.training.demo import DEMO_OVERRIDES
+from hrm.training.config import load_config, preset_path
 
 
 def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
@@ -23,12 +22,12 @@ def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
     assert header.split(" | ")[-2:] == ["MFU", "peak MB"]
     result = json.loads(out_file.read_text())
 
-    arch = load_config(None, [o for o in DEMO_OVERRIDES if o.startswith("arch.")]).arch
+    arch = load_config(preset_path("demo")).arch
     assert (result["preset"], result["device"], result["dtype"], result["compiled"]) == ("demo", "cpu", "float32", False)
     assert result["batch"] == 64 and result["seq_len"] == 36 + arch.puzzle_emb_len
     assert result["steps_measured"] == 2
     # 6x6 Sudoku: vocabulary of padding, blank and six digits.
-    flops = train_step_flops(load_config(None, DEMO_OVERRIDES + ["arch.seq_len=36", "arch.vocab_size=8"]).arch, 64)
+    flops = train_step_flops(load_config(preset_path("demo"), ["arch.seq_len=36", "arch.vocab_size=8"]).arch, 64)
     assert result["gflop_per_step"] == pytest.approx(flops / 1e9, rel=1e-12)
     seconds = result["seconds_per_step"]
     assert seconds > 0 and result["tokens_per_second"] == pytest.approx(64 * result["seq_len"] / seconds)

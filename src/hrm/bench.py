@@ -65,8 +65,8 @@ def _dataset(preset: str, folder: Path) -> Path:
 def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype: str | None, compile_: bool | None,
                 threads: int | None) -> dict:
     from hrm.flops import train_step_flops
-    from hrm.training.config import load_config
-    from hrm.training.demo import DEMO_OVERRIDES
+    from hrm.training.config import load_config, preset_path
+    from hrm.training.demo import DEMO_PRESET
     from hrm.training.trainer import Trainer
 
     if threads:
@@ -74,9 +74,9 @@ def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype:
     spec = PRESETS[preset]
     with tempfile.TemporaryDirectory(prefix="hrm-bench-") as tmp:
         data_path = _dataset(preset, Path(tmp))
-        # The demo's config without its compile choice: --compile decides here (default: the trainer's).
-        demo = [o for o in DEMO_OVERRIDES if not o.startswith("compile=")]
-        overrides = (demo if spec["overrides"] is None else spec["overrides"]) + [
+        # The demo's preset without its compile choice: --compile decides here (default: the trainer's).
+        base = preset_path(DEMO_PRESET) if spec["overrides"] is None else None
+        overrides = (["compile=auto"] if base else spec["overrides"]) + [
             f"data_path={data_path}", f"checkpoint_path={Path(tmp) / 'run'}", f"global_batch_size={spec['batch']}",
             "epochs=1000", "eval_interval=1000", "data.eval_max_examples=0", "logging.log_interval=1",
             "logging.progress=false", "checkpoint_every_eval=false", "lr_warmup_steps=10"]
@@ -86,7 +86,7 @@ def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype:
             overrides.append(f"dtype={dtype}")
         if compile_ is not None:
             overrides.append(f"compile={str(compile_).lower()}")
-        config = load_config(None, overrides)
+        config = load_config(base, overrides)
 
         times: list[float] = []
         last = [time.perf_counter()]

@@ -72,7 +72,7 @@ def test_graph_interface_is_named_and_documented(step_graph, fixture):
     meta = json.loads(step_graph.with_name(step_graph.name + ".json").read_text())
     assert {e["role"] for e in meta["io"]["inputs"]} == {"z_H", "z_L", "inputs", "puzzle_identifiers"}
     assert {e["role"] for e in meta["io"]["outputs"]} == {"z_H", "z_L", "logits", "q_halt", "q_continue"}
-    assert meta["carry_shape"] == [1, 17, 64] and meta["halt_max_steps"] == 4
+    assert meta["carry_shape"] == [1, 17, 64] and meta["halt_max_steps"] == 4 and meta["halt_rule"] == "q_halt > q_continue"
     np.testing.assert_array_equal(np.float32(meta["carry_init"]["z_H"]), fixture.params()["model.inner.H_init"].numpy())
     assert json.loads({p.key: p.value for p in model.metadata_props}["hrm"]) == meta
 

@@ -30,16 +30,16 @@ def test_released_architecture_exports_to_onnx_and_mlir_and_runs(tmp_path):
     program = export_program(OneStep(inner))   # one trace for both routes
 
     reference = TorchStep(inner)
-    z_H, z_L = initial_carry(reference, 1)
+    carry = initial_carry(reference, 1)
     inputs = np.random.default_rng(0).integers(1, 11, size=(1, 81), dtype=np.int32)
     ids = np.zeros(1, dtype=np.int32)
-    expected = reference(z_H, z_L, inputs, ids)
+    expected = reference(carry, inputs, ids)
 
     onnx_path = export_onnx(inner, tmp_path / "hrm27m.onnx", program=program)
     mlir_path = export_mlir(inner, tmp_path / "hrm27m.mlirbc", program=program)
     vmfb = compile_iree(mlir_path)
     for step in (OnnxStep(onnx_path), IreeStep(vmfb)):
-        out = step(z_H, z_L, inputs, ids)
+        out = step(carry, inputs, ids)
         assert rel_error(out.logits, expected.logits) < 1e-4, step.name
-        assert rel_error(out.z_H, expected.z_H) < 1e-4, step.name
+        assert rel_error(out.carry["z_H"], expected.carry["z_H"]) < 1e-4, step.name
         assert rel_error(out.q_halt, expected.q_halt) < 1e-4, step.name

@@ -14,20 +14,20 @@ class Scripted:
 
     def __init__(self, margins: np.ndarray, T=3, D=2, V=5):
         self.margins = margins                         # (B, K): q_halt - q_continue per row and step
-        self.h_init = np.zeros(D, np.float32)
-        self.l_init = np.full(D, 10, np.float32)
+        self.carry_init = {"z_H": np.zeros(D, np.float32), "z_L": np.full(D, 10, np.float32)}
         self.carry_positions = T
         self.V = V
         self.calls = []
 
-    def __call__(self, z_H, z_L, inputs, puzzle_identifiers):
+    def __call__(self, carry, inputs, puzzle_identifiers):
+        z_H, z_L = carry["z_H"], carry["z_L"]
         self.calls.append(puzzle_identifiers.copy())
         step = int(z_H[0, 0, 0])                      # steps taken so far by these rows
         rows = puzzle_identifiers                     # the scripted rows are their identifiers
         logits = np.zeros(inputs.shape + (self.V,), np.float32)
         logits[..., (step + 1) % self.V] = 1          # step k predicts token k mod V
         q_halt = self.margins[rows, step].astype(np.float32)
-        return StepOutputs(z_H + 1, z_L + 1, logits, q_halt, np.zeros_like(q_halt))
+        return StepOutputs({"z_H": z_H + 1, "z_L": z_L + 1}, logits, q_halt, np.zeros_like(q_halt))
 
 
 def test_eval_protocol_runs_every_row_all_steps():
@@ -57,12 +57,30 @@ def test_initial_carry_is_h_init_and_l_init():
     seen = {}
 
     class Probe(Scripted):
-        def __call__(self, z_H, z_L, inputs, ids):
-            seen.setdefault("z", (z_H.copy(), z_L.copy()))
-            return super().__call__(z_H, z_L, inputs, ids)
+        def __call__(self, carry, inputs, ids):
+            seen.setdefault("z", (carry["z_H"].copy(), carry["z_L"].copy()))
+            return super().__call__(carry, inputs, ids)
     run_act(Probe(np.zeros((1, 2))), np.ones((1, 4), np.int32), np.array([0]), halt_max_steps=2)
     z_H, z_L = seen["z"]
     assert z_H.shape == (1, 3, 2) and (z_H == 0).all() and (z_L == 10).all()
+
+
+def test_early_halting_follows_the_models_halt_rule():
+    # Both logits shifted by -3: row 0 has q_halt = -1 > q_continue = -3 (HRM's rule halts it, TRM's does not);
+    # row 1 has q_halt = q_continue = -3 (neither rule halts it).
+    class Shifted(Scripted):
+        def __call__(self, carry, inputs, ids):
+            out = super().__call__(carry, inputs, ids)
+            return out._replace(q_halt=out.q_halt - 3, q_continue=out.q_continue - 3)
+    margins = np.array([[2, 2, 2], [0, 0, 0]], float)
+    hrm = run_act(Shifted(margins), np.ones((2, 4), np.int32), np.array([0, 1]), 3, halt_early=True,
+                  halt_rule="q_halt > q_continue")
+    trm = run_act(Shifted(margins), np.ones((2, 4), np.int32), np.array([0, 1]), 3, halt_early=True,
+                  halt_rule="q_halt > 0")
+    assert hrm.steps.tolist() == [1, 3]          # row 0: -1 > -3 at once; row 1: -3 > -3 never
+    assert trm.steps.tolist() == [3, 3]          # q_halt is never > 0
+    with pytest.raises(ValueError, match="unknown halt rule"):
+        run_act(Shifted(margins), np.ones((2, 4), np.int32), np.array([0, 1]), 3, halt_early=True, halt_rule="q > 1")
 
 
 @pytest.mark.parametrize("inputs, ids, k", [(np.ones(4), np.zeros(1), 2), (np.ones((2, 4)), np.zeros(3), 2),

@@ -32,10 +32,10 @@ def per_step(model, batch, steps):
     """The carry and outputs after each step of the eval loop (driving the step by hand)."""
     from hrm.export.act import initial_carry
     inputs, ids = batch["inputs"].numpy(), batch["puzzle_identifiers"].numpy()
-    z_H, z_L = initial_carry(model, len(inputs))
+    carry = initial_carry(model, len(inputs))
     for _ in range(steps):
-        out = model(z_H, z_L, inputs, ids)
-        z_H, z_L = out.z_H, out.z_L
+        out = model(carry, inputs, ids)
+        carry = out.carry
         yield out
 
 
@@ -45,9 +45,10 @@ def test_eval_steps_match_the_original_within_1e5(fixture, dtype):
     for k, out in enumerate(per_step(model, fixture.batch(1), 4), start=1):
         p = f"eval.step{k}"
         for name, ours in (("logits", out.logits), ("q_halt_logits", out.q_halt),
-                           ("q_continue_logits", out.q_continue), ("z_H", out.z_H), ("z_L", out.z_L)):
+                           ("q_continue_logits", out.q_continue), ("z_H", out.carry["z_H"]),
+                           ("z_L", out.carry["z_L"])):
             assert rel_error(ours, fixture.records[f"{p}.{name}"]) < TOLERANCE, (p, name)
-        assert out.z_H.dtype == dtype
+        assert out.carry["z_H"].dtype == dtype
 
 
 @pytest.mark.parametrize("variant, changes", [("variant_learned", {"pos_encodings": "learned"}),

@@ -6,8 +6,8 @@
                                 and (under torchrun) gathers every rank's rows and sums on rank 0
 
 In eval mode the model halts a row only at `halt_max_steps` (the original's rule), so every batch takes
-exactly that many calls. The Q head's own halting decision (q_halt > q_continue, the training rule without
-exploration) is recorded on the way: the prediction at that step, and the step itself, so that a run can
+exactly that many calls. The Q head's own halting decision (the model's halt rule, hrm.halting: the training
+rule without exploration) is recorded on the way: the prediction at that step, and the step itself, so that a run can
 report "stop when the Q head says halt" beside the fixed rule from the same forward passes.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hrm import halting
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead
 
 OUTPUT_KEYS = ("logits", "q_halt_logits", "q_continue_logits")
@@ -31,7 +32,7 @@ class BatchOutputs:
     q_halt_logits: torch.Tensor               # (B,) float32, last call
     q_continue_logits: torch.Tensor           # (B,) float32, last call
     metrics: dict[str, torch.Tensor]          # the loss head's raw sums from the last call (spec §7)
-    q_halt_step: torch.Tensor                 # (B,) int32: first step with q_halt > q_continue, else the last step
+    q_halt_step: torch.Tensor                 # (B,) int32: first step the Q head says halt, else the last step
     q_halt_predictions: torch.Tensor          # (B, S) int32: the prediction at q_halt_step
     q_halt_q_logits: torch.Tensor             # (B,) float32: q_halt at q_halt_step (voting under Q halting)
     steps_run: int                            # calls made (halt_max_steps unless stopped at the Q head)
@@ -52,6 +53,7 @@ def run_act(head: ACTLossHead, batch: dict[str, torch.Tensor], save_steps: bool 
         raise RuntimeError("run_act needs the model in eval mode (head.eval()): in training mode rows halt "
                            "early and exploration is random")
     max_steps = head.model.config.halt_max_steps
+    rule = head.model.policy.rule
     carry = head.initial_carry(batch)
     B = batch["inputs"].shape[0]
     device = batch["inputs"].device
@@ -70,7 +72,7 @@ def run_act(head: ACTLossHead, batch: dict[str, torch.Tensor], save_steps: bool 
             per_step.append((predictions.cpu(), q_halt.cpu(), q_continue.cpu()))
 
         # The Q head's decision, frozen at the first step it says halt; rows that never do end at the last step.
-        says_halt = (q_halt > q_continue) | (step >= max_steps)
+        says_halt = halting.says_halt(rule, q_halt, q_continue) | (step >= max_steps)
         newly = says_halt & ~q_halted
         if q_halt_predictions is None:
             q_halt_predictions, q_halt_q = predictions.clone(), q_halt.clone()

@@ -201,7 +201,8 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(resolved.weights),
-                    "halt_max_steps": arch.halt_max_steps, "dataset_hash": data_hash or ""}
+                    "halt_max_steps": arch.halt_max_steps, "halt_rule": arch.halting_policy.rule,
+                    "architecture": arch.name, "dataset_hash": data_hash or ""}
         written = [write_predictions(out_dir, arrays, metadata, config.format)]
         if task == "arc":
             written += arc_outputs(outputs, data_path, config, results, out_dir)

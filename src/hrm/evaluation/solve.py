@@ -10,7 +10,7 @@
 
 The model runs the eval-mode ACT loop (hrm.evaluation.loop.run_act). By default the answer is the last
 step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
-(q_halt > q_continue). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
+(the model's halt rule, hrm.halting). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
 versions and the answers, mapped back, are voted. ARC tasks known to the checkpoint's dataset are solved
 in every augmented version the model was trained with, as evaluation does (spec §11).
 """
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hrm.halting import says_halt
 from hrm.evaluation.puzzles import Puzzle, PuzzleError, read_puzzle
 
 
@@ -36,7 +37,7 @@ class Step:
     prediction: list                  # rows (Sudoku/maze: strings; ARC: lists of colours)
     q_halt_logit: float
     q_continue_logit: float
-    says_halt: bool                   # q_halt > q_continue
+    says_halt: bool                   # the model's halt rule (hrm.halting) says halt at this step
     changed: int                      # cells that differ from the previous step's prediction (step 1: the input)
 
 
@@ -141,6 +142,7 @@ class Solver:
         except CheckpointError as e:
             raise EvalError(str(e)) from None
         self.head.eval()
+        self.halt_rule = self.arch.halting_policy.rule
         self.task = dataset_task(self.data_path, self.arch.seq_len, self.arch.vocab_size)
         self.box = dataset_box(self.data_path)
         if self.task == "unknown":
@@ -212,13 +214,13 @@ class Solver:
             prediction = out.step_predictions[row, k].numpy()
             q_halt = float(out.step_q_halt_logits[row, k])
             q_cont = float(out.step_q_continue_logits[row, k])
-            steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, q_halt > q_cont,
+            steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, bool(says_halt(self.halt_rule, q_halt, q_cont)),
                               int((prediction != previous).sum())))
             previous = prediction
         return steps
 
     def _halt_steps(self, out, row: int, halting: str) -> tuple[int, int | None]:
-        says = (out.step_q_halt_logits[row] > out.step_q_continue_logits[row]).numpy()
+        says = says_halt(self.halt_rule, out.step_q_halt_logits[row], out.step_q_continue_logits[row]).numpy()
         q_step = int(np.argmax(says)) + 1 if says.any() else None
         answer_step = int(out.q_halt_step[row]) if halting == "q" else out.steps_run
         return answer_step, q_step

@@ -1,19 +1,19 @@
-"""The host-side ACT loop, written once for every backend (spec §6, §8.6).
+"""The host-side ACT loop, written once for every backend (docs: the ACT loop in evaluation).
 
 A backend supplies one ACT step of the inner model, NumPy arrays in and out:
 
-    step(z_H, z_L, inputs, puzzle_identifiers) -> StepOutputs(z_H, z_L, logits, q_halt, q_continue)
+    step(carry, inputs, puzzle_identifiers) -> StepOutputs(carry, logits, q_halt, q_continue)
 
-    z_H, z_L             (B, T, D) float   the carry
+    carry                {name: (B, T, D) float}   the tensors the inner model declares (HRM: z_H, z_L)
     inputs               (B, S) int32      puzzle tokens
     puzzle_identifiers   (B,) int32
     logits               (B, S, V) float   q_halt, q_continue (B,) float32
 
-and the initial carry: every position of a fresh row holds H_init / L_init (the model's `reset_carry`).
+and `carry_init`, {name: (D,)}: every position of a fresh row holds these (the model's `reset_carry`).
 `run_act` then runs the evaluation protocol: a fresh carry and `halt_max_steps` steps on the same batch,
 rows never reset mid-way, the answer being the argmax of the last step's logits. With
-`halt_early=True` (inference) a row stops at the first step where q_halt > q_continue, as the model
-does in training; the driver then steps only the rows still running.
+`halt_early=True` (inference) a row stops at the first step where the Q head says halt under the
+model's halt rule (hrm.halting), as it does in training; the driver then steps only the rows still running.
 
 NOTE: this file imports NumPy only, so the NumPy reference (hrm.ports.numpy) runs without torch.
 """
@@ -25,32 +25,32 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from hrm.halting import Q_HALT_GT_Q_CONTINUE, says_halt
+
+Carry = dict[str, np.ndarray]
+
 
 class StepOutputs(NamedTuple):
-    z_H: np.ndarray
-    z_L: np.ndarray
+    carry: Carry
     logits: np.ndarray
     q_halt: np.ndarray
     q_continue: np.ndarray
 
 
 class StepFunction(Protocol):
-    """One ACT step of some backend. `h_init` and `l_init` are the (D,) initial states."""
+    """One ACT step of some backend. `carry_init` maps each carry tensor's name to its (D,) initial state."""
 
     name: str
-    h_init: np.ndarray
-    l_init: np.ndarray
+    carry_init: dict[str, np.ndarray]
     carry_positions: int        # T = puzzle-embedding positions + seq_len
 
-    def __call__(self, z_H: np.ndarray, z_L: np.ndarray, inputs: np.ndarray,
-                 puzzle_identifiers: np.ndarray) -> StepOutputs: ...
+    def __call__(self, carry: Carry, inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> StepOutputs: ...
 
 
-def initial_carry(step: StepFunction, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The carry of fresh rows: H_init / L_init broadcast over batch and positions."""
-    shape = (batch_size, step.carry_positions, step.h_init.shape[-1])
-    return (np.ascontiguousarray(np.broadcast_to(step.h_init, shape)),
-            np.ascontiguousarray(np.broadcast_to(step.l_init, shape)))
+def initial_carry(step: StepFunction, batch_size: int) -> Carry:
+    """The carry of fresh rows: each initial state broadcast over batch and positions."""
+    return {name: np.ascontiguousarray(np.broadcast_to(init, (batch_size, step.carry_positions, init.shape[-1])))
+            for name, init in step.carry_init.items()}
 
 
 @dataclass
@@ -69,7 +69,8 @@ class ACTResult:
 
 
 def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_max_steps: int,
-            halt_early: bool = False, keep_step_predictions: bool = True) -> ACTResult:
+            halt_early: bool = False, keep_step_predictions: bool = True,
+            halt_rule: str = Q_HALT_GT_Q_CONTINUE) -> ACTResult:
     """Run the ACT loop on one batch with `step`; see the module docstring for the protocol."""
     inputs = np.ascontiguousarray(inputs, dtype=np.int32)
     puzzle_identifiers = np.ascontiguousarray(puzzle_identifiers, dtype=np.int32)
@@ -82,7 +83,7 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     K = halt_max_steps
     start = time.perf_counter()
 
-    z_H, z_L = initial_carry(step, B)
+    carry = initial_carry(step, B)
     running = np.arange(B)                          # rows still stepping (all of them unless halt_early)
     steps = np.zeros(B, dtype=np.int32)
     logits = q_halt = q_continue = None
@@ -93,7 +94,7 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     for k in range(K):
         all_rows = len(running) == B
         # NOTE: with every row running, pass the arrays themselves (no gather/scatter copies).
-        out = step(z_H if all_rows else z_H[running], z_L if all_rows else z_L[running],
+        out = step(carry if all_rows else {name: value[running] for name, value in carry.items()},
                    inputs if all_rows else inputs[running],
                    puzzle_identifiers if all_rows else puzzle_identifiers[running])
         if logits is None:
@@ -101,9 +102,10 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
             q_halt = np.zeros(B, dtype=np.float32)
             q_continue = np.zeros(B, dtype=np.float32)
         if all_rows:
-            z_H, z_L = out.z_H, out.z_L
+            carry = dict(out.carry)
         else:
-            z_H[running], z_L[running] = out.z_H, out.z_L
+            for name, value in out.carry.items():
+                carry[name][running] = value
         logits[running] = out.logits
         q_halt[running], q_continue[running] = out.q_halt, out.q_continue
         steps[running] += 1
@@ -112,12 +114,12 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
             step_predictions[running, k] = out.logits.argmax(-1)
 
         if halt_early:
-            still = np.asarray(out.q_halt) <= np.asarray(out.q_continue)   # halting is q_halt > q_continue
+            still = ~says_halt(halt_rule, np.asarray(out.q_halt), np.asarray(out.q_continue))
             if not still.all():
                 running = running[still]
                 if all_rows:
                     # From now on rows are updated in place: own writable copies of the backend's arrays.
-                    z_H, z_L = np.array(z_H), np.array(z_L)
+                    carry = {name: np.array(value) for name, value in carry.items()}
             if len(running) == 0:
                 break
 

@@ -62,9 +62,11 @@ class Backend:
     detail: str = ""
 
 
-def _stepped(name: str, step: StepFunction, halt_max_steps: int, detail: str) -> Backend:
+def _stepped(name: str, step: StepFunction, config, detail: str) -> Backend:
+    """A backend that drives `step` with the one ACT driver, under the architecture's steps and halt rule."""
     def run(inputs, puzzle_identifiers, halt_early=False):
-        return run_act(step, inputs, puzzle_identifiers, halt_max_steps, halt_early=halt_early)
+        return run_act(step, inputs, puzzle_identifiers, config.halt_max_steps, halt_early=halt_early,
+                       halt_rule=config.halting_policy.rule)
     return Backend(name, run, detail)
 
 
@@ -78,7 +80,6 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
 
     workdir = Path(workdir)
     inner = head.model.inner
-    K = config.halt_max_steps
     reason = unavailable(name)
     if reason:
         raise RuntimeError(f"backend {name} is unavailable: {reason}")
@@ -86,13 +87,14 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
         from hrm.export.torch_step import TorchStep
         if threads:
             torch.set_num_threads(threads)
-        return _stepped(name, TorchStep(inner), K, f"torch {torch.__version__}, {inner.forward_dtype}".replace("torch.", ""))
+        return _stepped(name, TorchStep(inner), config, f"torch {torch.__version__}, {inner.forward_dtype}".replace("torch.", ""))
     if name in ("numpy", "numpy64"):
-        from hrm.ports.numpy import Arch, NumpyHRM
         from dataclasses import asdict
+
+        from hrm.ports.numpy import numpy_model
         weights = {k: v.detach().float().cpu().numpy() for k, v in head.state_dict().items()}
         dtype = np.float64 if name == "numpy64" else np.float32
-        return _stepped(name, NumpyHRM(Arch.from_dict(asdict(config)), weights, dtype), K,
+        return _stepped(name, numpy_model(asdict(config), weights, dtype), config,
                         f"numpy {np.__version__}, {np.dtype(dtype).name}")
     if name in ("onnx", "onnx-whole"):
         import onnxruntime
@@ -102,7 +104,7 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
         path = export_onnx(inner, workdir / f"{kind}.onnx", kind=kind, source=source)
         detail = f"onnxruntime {onnxruntime.__version__}, opset 18"
         if name == "onnx":
-            return _stepped(name, OnnxStep(path, threads), K, detail)
+            return _stepped(name, OnnxStep(path, threads), config, detail)
         whole = OnnxWholePuzzle(path, threads)
         return Backend(name, whole.run, detail + ", loop in the graph")
     if name in ("iree", "iree-torch"):
@@ -110,7 +112,7 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
         dialect = "linalg-on-tensors" if name == "iree" else "torch"
         mlir = export_mlir(inner, workdir / f"step.{dialect}.mlirbc", dialect=dialect, source=source)
         vmfb = compile_iree(mlir)
-        return _stepped(name, IreeStep(vmfb, threads), K, f"torch-mlir {dialect} -> IREE llvm-cpu")
+        return _stepped(name, IreeStep(vmfb, threads), config, f"torch-mlir {dialect} -> IREE llvm-cpu")
     if name == "mlx":
         import mlx.core as mx
 
@@ -119,7 +121,7 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
         from dataclasses import asdict
         state = {k: v.detach().float().cpu().numpy() for k, v in head.state_dict().items()}
         model = build_mlx(asdict(config), state, source or "checkpoint")
-        return _stepped(name, MlxStep(model), K, f"mlx {mx.__version__}, {mx.default_device()}")
+        return _stepped(name, MlxStep(model), config, f"mlx {mx.__version__}, {mx.default_device()}")
     raise ValueError(f"unknown backend {name!r}")
 
 
@@ -141,8 +143,8 @@ def load_step(name: str, checkpoint: str | Path, workdir: str | Path | None = No
         from hrm.models.checkpoint import arch_from_dict
         model, arch = load_mlx_model(checkpoint)
         import mlx.core as mx
-        return (_stepped(name, MlxStep(model), model.arch.halt_max_steps, f"mlx {mx.__version__}"),
-                arch_from_dict(arch))
+        config = arch_from_dict(arch)
+        return _stepped(name, MlxStep(model), config, f"mlx {mx.__version__}"), config
     head, config, _ = load_checkpoint(checkpoint, dtype=torch.float32)
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hrm-backend-"))
     return build(name, head, config, workdir, source=str(checkpoint), threads=threads), config

@@ -17,7 +17,7 @@ VERIFY_HELP = """options (key=value):
   puzzles=N          how many puzzles (default 200)
   batch_size=N       puzzles per call (default 64)
   threads=N          CPU threads per backend (default: each backend's own)
-  halt_early=BOOL    stop each row at q_halt > q_continue (default false: the eval protocol)
+  halt_early=BOOL    stop each row where its Q head says halt (default false: the eval protocol)
   json=PATH          also write the table as JSON
 """.format(known=", ".join(ALL))
 

@@ -1,15 +1,17 @@
 """The JSON that travels with every export: what the graph computes and how to drive it.
 
     {"format": "hrm-export", "version": 1, "kind": "step" | "whole_puzzle", "backend": "onnx" | "mlir",
-     "seq_len", "vocab_size", "halt_max_steps", "puzzle_emb_len", "hidden_size",
+     "seq_len", "vocab_size", "halt_max_steps", "halt_rule", "puzzle_emb_len", "hidden_size",
      "carry_shape": [1, T, D],                  # the batch dimension (0) is dynamic
-     "carry_init": {"z_H": [D floats], "z_L": [D floats]},   # a fresh row's carry at every position
+     "carry_init": {name: [D floats], ...},     # the carry the model declares (HRM: z_H, z_L), in graph order
      "io": {"inputs": [{"name", "role", "dtype", "shape"}], "outputs": [...]},
-     "arch": {...HRMConfig...}, "source": checkpoint path}
+     "arch": {"name": ..., ...}, "source": checkpoint path}
 
-Roles of the one-step graph: inputs z_H, z_L, inputs, puzzle_identifiers; outputs z_H, z_L, logits,
-q_halt, q_continue. The ONNX export stores the same JSON in the model's metadata (key "hrm"), and
-beside it as `<file>.json`, which the browser visualiser reads as its `onnx` section.
+Roles of the one-step graph: inputs: one per carry tensor (its name), inputs, puzzle_identifiers; outputs:
+the new carry (role = the carry tensor's name), logits, q_halt, q_continue. "halt_rule" is the model's
+halting rule (hrm.halting), which the drivers apply when asked to halt early. The ONNX export stores the
+same JSON in the model's metadata (key "hrm"), and beside it as `<file>.json`, which the browser visualiser
+reads as its `onnx` section.
 """
 from __future__ import annotations
 
@@ -19,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from hrm.files import atomic_write_text
-from hrm.models.hrm_act_v1 import HRMConfig, HRMInner
 
 FORMAT = "hrm-export"
 VERSION = 1
 
-STEP_ROLES = {
-    "inputs": [("z_H", "z_H"), ("z_L", "z_L"), ("inputs", "inputs"), ("puzzle_identifiers", "puzzle_identifiers")],
-    "outputs": [("new_z_H", "z_H"), ("new_z_L", "z_L"), ("logits", "logits"), ("q_halt", "q_halt"),
-                ("q_continue", "q_continue")],
-}
+
+def step_roles(carry_names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """(graph name, role) of the one-step graph's inputs and outputs, as hrm.export.torch_step.OneStep names them."""
+    return {
+        "inputs": [(n, n) for n in carry_names] + [("inputs", "inputs"), ("puzzle_identifiers", "puzzle_identifiers")],
+        "outputs": [(f"new_{n}", n) for n in carry_names] + [(n, n) for n in ("logits", "q_halt", "q_continue")],
+    }
+
+
 WHOLE_ROLES = {
     "inputs": [(n, n) for n in ("inputs", "puzzle_identifiers", "halt_early")],
     "outputs": [(n, n) for n in ("logits", "q_halt", "q_continue", "steps", "step_predictions", "step_q_halt",
@@ -36,11 +41,11 @@ WHOLE_ROLES = {
 }
 
 
-def _shapes(config: HRMConfig, T: int) -> dict[str, tuple[list, str]]:
+def _shapes(config, T: int, carry_names: list[str]) -> dict[str, tuple[list, str]]:
     S, D, V, K = config.seq_len, config.hidden_size, config.vocab_size, config.halt_max_steps
     carry = (["batch", T, D], "float32")
     return {
-        "z_H": carry, "z_L": carry, "new_z_H": carry, "new_z_L": carry,
+        **{n: carry for n in carry_names}, **{f"new_{n}": carry for n in carry_names},
         "inputs": (["batch", S], "int32"), "puzzle_identifiers": (["batch"], "int32"),
         "halt_early": ([], "bool"),
         "logits": (["batch", S, V], "float32"), "q_halt": (["batch"], "float32"),
@@ -50,20 +55,22 @@ def _shapes(config: HRMConfig, T: int) -> dict[str, tuple[list, str]]:
     }
 
 
-def describe(inner: HRMInner, kind: str, backend: str, source: str | None = None) -> dict[str, Any]:
+def describe(inner, kind: str, backend: str, source: str | None = None) -> dict[str, Any]:
     """The metadata of an export of `inner` (kind "step" or "whole_puzzle")."""
     config = inner.config
-    T = inner.puzzle_emb_len + config.seq_len
-    shapes = _shapes(config, T)
-    roles = STEP_ROLES if kind == "step" else WHOLE_ROLES
+    T = inner.carry_positions
+    init = inner.carry_init()
+    shapes = _shapes(config, T, list(init))
+    roles = step_roles(list(init)) if kind == "step" else WHOLE_ROLES
     io = {side: [{"name": name, "role": role, "dtype": shapes[name][1], "shape": shapes[name][0]}
                  for name, role in pairs] for side, pairs in roles.items()}
     return {
         "format": FORMAT, "version": VERSION, "kind": kind, "backend": backend,
         "seq_len": config.seq_len, "vocab_size": config.vocab_size, "halt_max_steps": config.halt_max_steps,
-        "puzzle_emb_len": inner.puzzle_emb_len, "hidden_size": config.hidden_size,
+        "halt_rule": config.halting_policy.rule,
+        "puzzle_emb_len": T - config.seq_len, "hidden_size": config.hidden_size,
         "carry_shape": [1, T, config.hidden_size],
-        "carry_init": {"z_H": inner.H_init.float().cpu().tolist(), "z_L": inner.L_init.float().cpu().tolist()},
+        "carry_init": {name: value.float().cpu().tolist() for name, value in init.items()},
         "io": io,
         # The browser visualiser reads the roles of an ONNX graph under "onnx" (hrm/viz/static/solver.js).
         **({"onnx": io} if backend == "onnx" else {}),
@@ -100,7 +107,13 @@ def read_sidecar(export_path: str | Path) -> dict[str, Any]:
     return read_metadata(path.read_text(), str(path))
 
 
-def carry_init(metadata: dict[str, Any]) -> tuple[Any, Any]:
+def carry_init(metadata: dict[str, Any]) -> dict[str, Any]:
+    """{name: (D,) float32 array}: a fresh row's carry, in graph order."""
     import numpy as np
-    init = metadata["carry_init"]
-    return np.asarray(init["z_H"], dtype=np.float32), np.asarray(init["z_L"], dtype=np.float32)
+    return {name: np.asarray(value, dtype=np.float32) for name, value in metadata["carry_init"].items()}
+
+
+def halt_rule(metadata: dict[str, Any]) -> str:
+    """The model's halt rule; exports from before it was recorded are HRM's."""
+    from hrm.halting import Q_HALT_GT_Q_CONTINUE, check_rule
+    return check_rule(metadata.get("halt_rule", Q_HALT_GT_Q_CONTINUE))

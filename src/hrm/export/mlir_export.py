@@ -6,7 +6,7 @@
     compile_iree    an MLIR file to an IREE VM flatbuffer (.vmfb) for the llvm-cpu target
     IreeStep        a .vmfb run by the IREE runtime: an `hrm.export.act.StepFunction`
 
-The exported function is `step(z_H, z_L, inputs, puzzle_identifiers) -> (z_H, z_L, logits, q_halt,
+The exported function is `step(*carry, inputs, puzzle_identifiers) -> (*carry, logits, q_halt,
 q_continue)`, the same signature as the ONNX step graph; the metadata JSON sits beside each file.
 NOTE: the released torch-mlir wheels ship `torch_mlir.fx` only (no `torch_mlir.compile`, the API the
 fork's generate_mlir.py imported, spec §15.1).
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hrm.export.act import StepOutputs
-from hrm.export.metadata import describe, read_sidecar, write_sidecar
+from hrm.export.metadata import carry_init, describe, halt_rule, read_sidecar, write_sidecar
 from hrm.files import atomic_write, atomic_write_bytes
 
 DIALECTS = ("torch", "linalg-on-tensors")
@@ -92,14 +92,16 @@ class IreeStep:
         self.context = ireert.SystemContext(config=config)
         self.context.add_vm_module(ireert.VmModule.mmap(self.context.instance, str(self.path)))
         self.function = self.context.modules.module[self.metadata["mlir"]["function"]]
-        init = self.metadata["carry_init"]
-        self.h_init = np.asarray(init["z_H"], dtype=np.float32)
-        self.l_init = np.asarray(init["z_L"], dtype=np.float32)
+        self.carry_init = carry_init(self.metadata)
         self.carry_positions = self.metadata["carry_shape"][1]
         self.halt_max_steps = self.metadata["halt_max_steps"]
+        self.halt_rule = halt_rule(self.metadata)
 
-    def __call__(self, z_H, z_L, inputs, puzzle_identifiers) -> StepOutputs:
-        outputs = self.function(np.ascontiguousarray(z_H, np.float32), np.ascontiguousarray(z_L, np.float32),
+    def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
+        # The function's arguments are the carry in its declared order (the metadata's), then the puzzle.
+        outputs = self.function(*(np.ascontiguousarray(carry[name], np.float32) for name in self.carry_init),
                                 np.ascontiguousarray(inputs, np.int32),
                                 np.ascontiguousarray(puzzle_identifiers, np.int32))
-        return StepOutputs(*(np.asarray(o.to_host()) for o in outputs))
+        outputs = [np.asarray(o.to_host()) for o in outputs]
+        n = len(self.carry_init)
+        return StepOutputs(dict(zip(self.carry_init, outputs[:n])), *outputs[n:])

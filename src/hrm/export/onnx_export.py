@@ -3,7 +3,8 @@
 Two graphs, float32, dynamic batch size, opset 18 (every operator used runs on onnxruntime's CPU and
 onnxruntime-web's WebAssembly backends):
 
-    step            z_H, z_L, inputs, puzzle_identifiers -> new_z_H, new_z_L, logits, q_halt, q_continue
+    step            *carry, inputs, puzzle_identifiers -> *new_carry, logits, q_halt, q_continue (the carry
+                    the model declares: z_H, z_L for HRM; its names are in the metadata)
                     (the host drives the ACT loop: hrm.export.act; the browser visualiser does the same)
     whole_puzzle    inputs, puzzle_identifiers, halt_early -> final and per-step outputs; the loop is a
                     `torch.while_loop`, exported as an ONNX Loop, so the graph holds one copy of the step
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hrm.export.act import ACTResult, StepOutputs
-from hrm.export.metadata import describe, read_metadata, write_sidecar
+from hrm.export.metadata import carry_init, describe, halt_rule, read_metadata, write_sidecar
 
 OPSET = 18
 # Protobuf files cannot exceed 2 GiB; beyond this the weights go to an external-data file beside the model.
@@ -33,7 +34,7 @@ EXTERNAL_DATA_BYTES = 1 << 30
 
 def export_onnx(inner, path: str | Path, kind: str = "step", source: str | None = None,
                 opset: int = OPSET, program=None) -> Path:
-    """Export `inner` (an HRMInner) as the `kind` graph to `path`, atomically, with its metadata.
+    """Export `inner` (any registered architecture's inner model) as the `kind` graph to `path`, atomically, with its metadata.
 
     `program` (the torch.export.ExportedProgram of the same module) may be passed to reuse a trace.
     """
@@ -108,17 +109,18 @@ class OnnxStep:
         self.metadata = _metadata(self.session, self.path)
         if self.metadata["kind"] != "step":
             raise ValueError(f"{path}: a {self.metadata['kind']} graph, not a one-step graph")
-        init = self.metadata["carry_init"]
-        self.h_init = np.asarray(init["z_H"], dtype=np.float32)
-        self.l_init = np.asarray(init["z_L"], dtype=np.float32)
+        self.carry_init = carry_init(self.metadata)
         self.carry_positions = self.metadata["carry_shape"][1]
         self.halt_max_steps = self.metadata["halt_max_steps"]
-        self.input_names = [i["name"] for i in self.metadata["io"]["inputs"]]
+        self.halt_rule = halt_rule(self.metadata)
+        self.inputs = [(i["name"], i["role"]) for i in self.metadata["io"]["inputs"]]
 
-    def __call__(self, z_H, z_L, inputs, puzzle_identifiers) -> StepOutputs:
-        feeds = dict(zip(self.input_names, (np.asarray(z_H, np.float32), np.asarray(z_L, np.float32),
-                                            np.asarray(inputs, np.int32), np.asarray(puzzle_identifiers, np.int32))))
-        return StepOutputs(*self.session.run(None, feeds))
+    def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
+        values = {name: np.asarray(value, np.float32) for name, value in carry.items()}
+        values |= {"inputs": np.asarray(inputs, np.int32), "puzzle_identifiers": np.asarray(puzzle_identifiers, np.int32)}
+        outputs = self.session.run(None, {name: values[role] for name, role in self.inputs})
+        n = len(self.carry_init)
+        return StepOutputs(dict(zip(self.carry_init, outputs[:n])), *outputs[n:])
 
 
 class OnnxWholePuzzle:

@@ -5,8 +5,9 @@
     WholePuzzle          the whole eval loop in one graph, with `torch.while_loop`
     export_program       torch.export with a dynamic batch dimension, shared by the ONNX and MLIR routes
 
-The carry is reset on the host: a fresh row's carry is H_init / L_init broadcast (`initial_carry`), which
-is what the model's `reset_carry` does. NOTE: the exported step has no reset input because evaluation
+The carry is whatever the inner model declares (`carry_init()`: HRM's z_H, z_L), in that order. It is
+reset on the host: a fresh row's carry is each initial state broadcast (`initial_carry`), which is what
+the model's `reset_carry` does. NOTE: the exported step has no reset input because evaluation
 and inference never reset a row mid-way (spec §8.6); the graph stays the pure segment function.
 """
 from __future__ import annotations
@@ -18,10 +19,10 @@ import torch
 from torch import nn
 
 from hrm.export.act import StepOutputs
-from hrm.models.hrm_act_v1 import HRMInner, InnerCarry
+from hrm.halting import says_halt
 
 
-def export_copy(inner: HRMInner) -> HRMInner:
+def export_copy(inner: nn.Module) -> nn.Module:
     """A float32, eval-mode copy of the inner model fit for tracing.
 
     NOTE: the sparse embedding's training buffers (`local_weights`, `local_ids`) are dropped, since eval
@@ -43,31 +44,40 @@ def export_copy(inner: HRMInner) -> HRMInner:
     return inner
 
 
+def fresh_carry(inner: nn.Module, batch_size: int, T: int) -> list[torch.Tensor]:
+    """Each declared carry tensor of fresh rows, (B, T, D), in the declared order."""
+    return [init.expand(batch_size, T, -1).clone() for init in inner.carry_init().values()]
+
+
 class OneStep(nn.Module):
-    """(z_H, z_L, inputs, puzzle_identifiers) -> (z_H, z_L, logits, q_halt, q_continue), float32."""
+    """(*carry, inputs, puzzle_identifiers) -> (*new_carry, logits, q_halt, q_continue), float32.
 
-    input_names = ["z_H", "z_L", "inputs", "puzzle_identifiers"]
-    output_names = ["new_z_H", "new_z_L", "logits", "q_halt", "q_continue"]
+    Graph names: the carry's own names (z_H, z_L for HRM), "new_" + them for the outputs.
+    """
 
-    def __init__(self, inner: HRMInner):
+    def __init__(self, inner: nn.Module):
         super().__init__()
         self.inner = export_copy(inner)
+        self.carry_names = list(self.inner.carry_init())
+        self.input_names = self.carry_names + ["inputs", "puzzle_identifiers"]
+        self.output_names = [f"new_{n}" for n in self.carry_names] + ["logits", "q_halt", "q_continue"]
 
-    def forward(self, z_H, z_L, inputs, puzzle_identifiers):
+    def forward(self, *tensors):
+        *carry, inputs, puzzle_identifiers = tensors
         # NOTE: int64 ids for the puzzle table: indexing with int32 exports as an ONNX GatherND with int32
         # indices, which ONNX does not allow.
         batch = {"inputs": inputs, "puzzle_identifiers": puzzle_identifiers.to(torch.int64)}
-        carry, logits, (q_halt, q_continue) = self.inner(InnerCarry(z_H, z_L), batch)
-        return carry.z_H, carry.z_L, logits, q_halt, q_continue
+        new_carry, logits, (q_halt, q_continue) = self.inner(dict(zip(self.carry_names, carry)), batch)
+        return (*(new_carry[n] for n in self.carry_names), logits, q_halt, q_continue)
 
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor, ...]:
         cfg = self.inner.config
-        T = self.inner.puzzle_emb_len + cfg.seq_len
-        z_H = self.inner.H_init.expand(batch_size, T, -1).clone()
-        z_L = self.inner.L_init.expand(batch_size, T, -1).clone()
         inputs = torch.randint(0, cfg.vocab_size, (batch_size, cfg.seq_len), dtype=torch.int32)
         ids = torch.zeros(batch_size, dtype=torch.int32)
-        return z_H, z_L, inputs, ids
+        return (*fresh_carry(self.inner, batch_size, self.inner.carry_positions), inputs, ids)
+
+    def dynamic_shapes(self, batch: torch.export.Dim, args) -> dict:
+        return {"tensors": tuple({0: batch} for _ in args)}
 
 
 class WholePuzzle(nn.Module):
@@ -76,27 +86,28 @@ class WholePuzzle(nn.Module):
     Outputs: logits (B, S, V) of each row's last step, q_halt, q_continue (B,), steps (B,) int32,
     step_predictions (B, K, S) int64, step_q_halt and step_q_continue (B, K), K = halt_max_steps.
     `halt_early` (a bool scalar): False runs every row K steps (the eval protocol); True stops a row at
-    the first step where q_halt > q_continue, and the loop once every row has stopped. Per-step entries
+    the first step where the Q head says halt (the model's halt rule), and the loop once every row has stopped. Per-step entries
     after a row stopped hold NaN (floats) and -1 (predictions), as `hrm.export.act.run_act` returns.
     """
 
     input_names = ["inputs", "puzzle_identifiers", "halt_early"]
     output_names = ["logits", "q_halt", "q_continue", "steps", "step_predictions", "step_q_halt", "step_q_continue"]
 
-    def __init__(self, inner: HRMInner):
+    def __init__(self, inner: nn.Module):
         super().__init__()
         self.step = OneStep(inner)
         self.halt_max_steps = inner.config.halt_max_steps
+        self.halt_rule = inner.config.halting_policy.rule
 
     def forward(self, inputs, puzzle_identifiers, halt_early):
-        inner, K = self.step.inner, self.halt_max_steps
+        inner, K, n = self.step.inner, self.halt_max_steps, len(self.step.carry_names)
         B, S = inputs.shape
-        T, V = inner.puzzle_emb_len + S, inner.config.vocab_size
+        T, V = inner.carry_positions, inner.config.vocab_size
         nan = torch.tensor(float("nan"))
+        # The loop state, flat: k (steps taken so far), the carry of fresh rows, then the per-row results.
         state = (
-            torch.zeros((), dtype=torch.int64),                       # k: steps taken so far
-            inner.H_init.expand(B, T, -1).clone(),                    # z_H, z_L: fresh rows
-            inner.L_init.expand(B, T, -1).clone(),
+            torch.zeros((), dtype=torch.int64),
+            *fresh_carry(inner, B, T),
             torch.zeros(B, dtype=torch.bool),                         # halted
             torch.zeros(B, dtype=torch.int32),                        # steps per row
             torch.zeros(B, S, V),                                     # logits at each row's last step
@@ -105,35 +116,41 @@ class WholePuzzle(nn.Module):
             nan.expand(B, K).clone(), nan.expand(B, K).clone(),       # per-step q_halt, q_continue
         )
 
-        def keep_going(k, z_H, z_L, halted, *_):
+        def keep_going(k, *rest):
+            halted = rest[n]
             return (k < K) & ~halted.all()
 
-        def body(k, z_H, z_L, halted, steps, logits, q_halt, q_continue, preds, step_qh, step_qc):
-            new_z_H, new_z_L, new_logits, qh, qc = self.step(z_H, z_L, inputs, puzzle_identifiers)
+        def body(k, *rest):
+            carry, (halted, steps, logits, q_halt, q_continue, preds, step_qh, step_qc) = rest[:n], rest[n:]
+            *new_carry, new_logits, qh, qc = self.step(*carry, inputs, puzzle_identifiers)
             run = ~halted                                             # rows that take this step
             at = (torch.arange(K) == k).unsqueeze(0) & run.unsqueeze(1)   # (B, K): this step, running rows
             preds = torch.where(at.unsqueeze(-1), new_logits.argmax(-1).unsqueeze(1), preds)
-            halted = halted | (k + 1 >= K) | (halt_early & (qh > qc))
+            halted = halted | (k + 1 >= K) | (halt_early & says_halt(self.halt_rule, qh, qc))
             return (k + 1,
-                    torch.where(run[:, None, None], new_z_H, z_H), torch.where(run[:, None, None], new_z_L, z_L),
+                    *(torch.where(run[:, None, None], new, old) for new, old in zip(new_carry, carry)),
                     halted, steps + run.to(torch.int32),
                     torch.where(run[:, None, None], new_logits, logits),
                     torch.where(run, qh, q_halt), torch.where(run, qc, q_continue),
                     preds, torch.where(at, qh.unsqueeze(1), step_qh), torch.where(at, qc.unsqueeze(1), step_qc))
 
-        _, _, _, _, steps, logits, q_halt, q_continue, preds, step_qh, step_qc = torch.while_loop(keep_going, body, state)
+        _, *rest = torch.while_loop(keep_going, body, state)
+        _, steps, logits, q_halt, q_continue, preds, step_qh, step_qc = rest[n:]
         return logits, q_halt, q_continue, steps, preds, step_qh, step_qc
 
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor, ...]:
-        _, _, inputs, ids = self.step.example_inputs(batch_size)
+        *_, inputs, ids = self.step.example_inputs(batch_size)
         return inputs, ids, torch.tensor(False)
+
+    def dynamic_shapes(self, batch: torch.export.Dim, args) -> dict:
+        return {name: ({0: batch} if arg.ndim else None) for name, arg in zip(self.input_names, args)}
 
 
 def export_program(module: OneStep | WholePuzzle, batch_size: int = 2) -> torch.export.ExportedProgram:
     """torch.export with a dynamic batch dimension on every batched input."""
     batch = torch.export.Dim("batch", min=1)
     args = module.example_inputs(batch_size)
-    dynamic = {name: ({0: batch} if arg.ndim else None) for name, arg in zip(module.input_names, args)}
+    dynamic = module.dynamic_shapes(batch, args)
     with torch.no_grad():
         return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
 
@@ -143,22 +160,23 @@ class TorchStep:
 
     name = "torch"
 
-    def __init__(self, inner: HRMInner):
+    def __init__(self, inner: nn.Module):
         self.inner = inner.eval()
         self.dtype = inner.forward_dtype
-        self.device = inner.H_init.device
-        self.h_init = inner.H_init.float().cpu().numpy()
-        self.l_init = inner.L_init.float().cpu().numpy()
-        self.carry_positions = inner.puzzle_emb_len + inner.config.seq_len
+        init = inner.carry_init()
+        self.device = next(iter(init.values())).device
+        self.carry_init = {name: value.float().cpu().numpy() for name, value in init.items()}
+        self.carry_positions = inner.carry_positions
 
-    def __call__(self, z_H, z_L, inputs, puzzle_identifiers) -> StepOutputs:
+    def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
         def tensor(a, dtype=None):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype)
         with torch.inference_mode():
-            carry = InnerCarry(tensor(z_H, self.dtype), tensor(z_L, self.dtype))
             batch = {"inputs": tensor(inputs), "puzzle_identifiers": tensor(puzzle_identifiers)}
-            carry, logits, (q_halt, q_continue) = self.inner(carry, batch)
+            new_carry, logits, (q_halt, q_continue) = self.inner(
+                {name: tensor(value, self.dtype) for name, value in carry.items()}, batch)
 
         def array(t):
             return t.float().cpu().numpy()
-        return StepOutputs(array(carry.z_H), array(carry.z_L), array(logits), array(q_halt), array(q_continue))
+        return StepOutputs({name: array(value) for name, value in new_carry.items()}, array(logits), array(q_halt),
+                           array(q_continue))

@@ -20,6 +20,7 @@ import torch
 from hrm.models.act import ACTCarry, ACTModel, Carry
 from hrm.models.hrm_act_v1 import HRMConfig, HRMInner, LossConfig
 from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead
+from hrm.models.transformer import TransformerConfig, TransformerInner
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "hrm_act_v1": Architecture("hrm_act_v1", HRMConfig, HRMInner,
                                "HRM ACT v1: two recurrent modules (H, L), 1-step gradient, Q-learning halting"),
+    "transformer": Architecture("transformer", TransformerConfig, TransformerInner,
+                                "plain transformer baseline: the same blocks in one stack, one pass, no recursion"),
 }
 ALIASES = {
     "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1": "hrm_act_v1",
@@ -84,5 +87,5 @@ def build_model(config, forward_dtype: torch.dtype = torch.float32, device: torc
     return ACTLossHead(ACTModel(inner, config.halting_policy), loss_type=config.loss.loss_type).to(device)
 
 
-__all__ = ["HRMConfig", "HRMInner", "LossConfig", "ACTCarry", "ACTModel", "Carry", "ACTLossHead", "IGNORE_LABEL_ID",
+__all__ = ["HRMConfig", "HRMInner", "TransformerConfig", "TransformerInner", "LossConfig", "ACTCarry", "ACTModel", "Carry", "ACTLossHead", "IGNORE_LABEL_ID",
            "ARCHITECTURES", "Architecture", "architecture", "arch_config", "build_model"]

@@ -11,26 +11,15 @@ Shapes: B batch, S puzzle tokens, P puzzle-embedding positions, T = P + S, D hid
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hrm.halting import Q_HALT_GT_Q_CONTINUE, HaltingPolicy
 from hrm.models.act import Carry
-from hrm.models.layers import (
-    Attention,
-    CastedEmbedding,
-    CastedLinear,
-    CosSin,
-    RotaryEmbedding,
-    SwiGLU,
-    rms_norm,
-    trunc_normal_init_,
-)
-from hrm.models.sparse_embedding import CastedSparseEmbedding
+from hrm.models.inner import PuzzleInner
+from hrm.models.layers import Attention, CosSin, SwiGLU, rms_norm, trunc_normal_init_
 
 
 @dataclass
@@ -116,68 +105,28 @@ class ReasoningModule(nn.Module):
         return z
 
 
-class HRMInner(nn.Module):
+class HRMInner(PuzzleInner):
     """One ACT segment. NOTE: construction order is the original's; it fixes the RNG stream of the init."""
 
     def __init__(self, config: HRMConfig, forward_dtype: torch.dtype):
         super().__init__()
-        self.config = config
-        self.forward_dtype = forward_dtype
         D = config.hidden_size
-        self.puzzle_emb_len = config.puzzle_emb_len
-        self.embed_scale = math.sqrt(D)
-        embed_init_std = 1.0 / self.embed_scale
-
-        self.embed_tokens = CastedEmbedding(config.vocab_size, D, init_std=embed_init_std, cast_to=forward_dtype)
-        self.lm_head = CastedLinear(D, config.vocab_size, bias=False)
-        self.q_head = CastedLinear(D, 2, bias=True)                       # [halt, continue]
-        if config.puzzle_emb_ndim > 0:
-            # NOTE: zero init; the table is trained by sparse SignSGD, not by the dense optimiser.
-            self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim,
-                                                    batch_size=config.batch_size, init_std=0, cast_to=forward_dtype)
-        T = self.puzzle_emb_len + config.seq_len
-        if config.pos_encodings == "rope":
-            self.rotary_emb = RotaryEmbedding(D // config.num_heads, max_positions=T, base=config.rope_theta)
-        else:
-            self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std, cast_to=forward_dtype)
-
+        self.build_io(config, forward_dtype)             # embed_tokens, lm_head, q_head, puzzle_emb, positions
         self.H_level = ReasoningModule(config, config.H_layers)
         self.L_level = ReasoningModule(config, config.L_layers)
 
         # NOTE: the initial states are sampled directly in the forward dtype and never trained.
         self.H_init = nn.Buffer(trunc_normal_init_(torch.empty(D, dtype=forward_dtype), std=1), persistent=True)
         self.L_init = nn.Buffer(trunc_normal_init_(torch.empty(D, dtype=forward_dtype), std=1), persistent=True)
-
-        # Q head starts at "don't halt yet": zero weight, bias -5 on both logits.
-        with torch.no_grad():
-            self.q_head.weight.zero_()
-            self.q_head.bias.fill_(-5)
-
-    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
-        D = self.config.hidden_size
-        x = self.embed_tokens(inputs.to(torch.int32))                      # (B, S, D)
-        if self.config.puzzle_emb_ndim > 0:
-            e_p = self.puzzle_emb(puzzle_identifiers)                      # (B, puzzle_emb_ndim)
-            pad = self.puzzle_emb_len * D - e_p.shape[-1]
-            if pad > 0:
-                e_p = F.pad(e_p, (0, pad))
-            x = torch.cat((e_p.view(-1, self.puzzle_emb_len, D), x), dim=-2)   # (B, T, D): puzzle first
-        if self.config.pos_encodings == "learned":
-            # 1/√2 keeps the variance of the sum of two unit-variance embeddings.
-            x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(self.forward_dtype))
-        return self.embed_scale * x
+        self.init_q_head()
 
     # The carry (hrm.models.act): z_H and z_L, (B, T, D); a fresh row holds H_init / L_init everywhere.
-    @property
-    def carry_positions(self) -> int:
-        return self.puzzle_emb_len + self.config.seq_len
-
     def carry_init(self) -> dict[str, torch.Tensor]:
         return {"z_H": self.H_init, "z_L": self.L_init}
 
     def forward(self, carry: Carry, batch: dict[str, torch.Tensor]):
         N, M = self.config.H_cycles, self.config.L_cycles
-        cos_sin = self.rotary_emb() if self.config.pos_encodings == "rope" else None
+        cos_sin = self.rope()
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])   # (B, T, D)
 
         # N·M L-updates and N H-updates; all but the last of each run without gradient.
@@ -193,8 +142,5 @@ class HRMInner(nn.Module):
         z_L = self.L_level(z_L, z_H + x, cos_sin)
         z_H = self.H_level(z_H, z_L, cos_sin)
 
-        new_carry = {"z_H": z_H.detach(), "z_L": z_L.detach()}
-        logits = self.lm_head(z_H)[:, self.puzzle_emb_len:]                 # (B, S, vocab): drop puzzle positions
-        # NOTE: the Q head reads position 0, the first puzzle-embedding position (the first token if P = 0).
-        q = self.q_head(z_H[:, 0]).to(torch.float32)                        # (B, 2)
-        return new_carry, logits, (q[..., 0], q[..., 1])
+        logits, q = self.heads(z_H)                                         # the answer is decoded from z_H
+        return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q

@@ -14,8 +14,9 @@ A config is built in three layers: the dataclass defaults (the original's `cfg_p
 Values are converted to the field's type (so `lr=7e-5` is a float, which plain YAML would read as a
 string); an unknown key is an error that names the nearest valid key. The original's `all_config.yaml`
 files load as they are (its `arch.name` and `arch.loss.name` class paths are accepted).
-`arch.name` is applied before every other key, wherever it appears, so that `arch.*` keys are checked
-against the architecture it names. `logger=...` is a shortcut for `logging.logger=...`; the original's
+Presets compose: `arch: NAME` (in a file, or `arch=NAME` on the command line) applies the architecture block
+`configs/arch/NAME.yaml` (or a YAML path). The last such block, then `arch.name`, are applied before every
+other key, wherever they appear, so that `arch.*` keys are checked against the architecture they name. `logger=...` is a shortcut for `logging.logger=...`; the original's
 `arch.forward_dtype=...` sets the run's `dtype`.
 """
 from __future__ import annotations
@@ -336,14 +337,44 @@ def _override_value(text: str) -> Any:
     return text
 
 
+def arch_preset_path(name: str) -> Path:
+    """An architecture block: `configs/arch/NAME.yaml` (packaged) or a YAML path."""
+    candidates = [Path(name)] if name.endswith((".yaml", ".yml")) else [PRESETS / "arch" / f"{name}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in (PRESETS / "arch").glob("*.yaml"))
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"no architecture block named '{name}'{hint} (configs/arch: {', '.join(names) or 'none found'})")
+
+
+def apply_arch_preset(config: TrainConfig, name: Any, where: str) -> None:
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: 'arch' is a section; set its keys (arch.L_cycles=...) or name a block in "
+                          "configs/arch (arch=hrm_demo)")
+    try:
+        path = arch_preset_path(name)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    # A block describes the whole architecture: it starts from the defaults of the class it names.
+    config.arch = TrainConfig().arch
+    apply_settings(config, [(f"arch.{k}", v, w) for k, (v, w) in read_yaml(path).items()])
+
+
 def apply_settings(config: TrainConfig, settings: list[tuple[str, Any, str]]) -> TrainConfig:
-    """Set (key, value, where) in order, except that the last `arch.name` is applied first: it chooses the
-    architecture's config class, against which every `arch.*` key is then checked."""
-    names = [(v, w) for k, v, w in settings if k.lstrip("+") == "arch.name"]
+    """Set (key, value, where) in order, except that the last architecture block (`arch: NAME`), then the last
+    `arch.name`, are applied first: they choose the architecture's config class, against which every
+    `arch.*` key is then checked."""
+    settings = [(k.lstrip("+"), v, w) for k, v, w in settings]
+    blocks = [(v, w) for k, v, w in settings if k == "arch" and not isinstance(v, dict)]
+    if blocks:
+        apply_arch_preset(config, *blocks[-1])
+    names = [(v, w) for k, v, w in settings if k == "arch.name"]
     if names:
         set_architecture(config, *names[-1])
     for key, value, where in settings:
-        if key.lstrip("+") != "arch.name":
+        if key != "arch.name" and not (key == "arch" and not isinstance(value, dict)):
             set_key(config, key, value, where)
     return config
 

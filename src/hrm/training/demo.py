@@ -29,33 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# The embedded default: the config of the reference run (hidden 64, 2+2 layers, H/L cycles 2/2, eight
-# ACT steps, batch 64, lr 2e-3 with 100 warm-up steps, stablemax, AdamATan2), with the departures noted.
+# The demo's data; its training config is the preset configs/demo.yaml (with its arch block configs/arch/).
 DEMO_DATA = dict(box="2x3", n_train=50000, n_test=1000, min_blanks=14, max_blanks=24, num_aug=15, seed=0)
-DEMO_OVERRIDES = [
-    "arch.hidden_size=64", "arch.num_heads=4", "arch.expansion=4", "arch.H_layers=2", "arch.L_layers=2",
-    "arch.H_cycles=2", "arch.L_cycles=2", "arch.halt_max_steps=8",
-    "arch.puzzle_emb_ndim=64", "arch.pos_encodings=rope", "arch.loss.loss_type=stablemax_cross_entropy",
-    "global_batch_size=64", "lr=2e-3", "lr_warmup_steps=100", "weight_decay=1.0",
-    "puzzle_emb_lr=2e-3", "puzzle_emb_weight_decay=1.0", "beta1=0.9", "beta2=0.95",
-    "epochs=100", "eval_interval=100", "checkpoint_every_eval=true", "keep_checkpoints=1",
-    "data.eval_max_examples=0", "logging.log_interval=25", "seed=0",
-    # NOTE: compiled on the CPU too (the trainer's default compiles only on CUDA): inductor fuses the small
-    # elementwise ops that dominate at this size: 0.104 against 0.162 s/step on a Xeon with AMX, 0.162
-    # against 0.260 on an AMD EPYC (benchmarks/RESULTS.md). A compiler failure falls back to eager.
-    "compile=true",
-    # NOTE: float32 even where the CPU has bf16 matrix instructions. bf16 steps are faster there, but the
-    # small model learns worse in them: on a Xeon with AMX, ten minutes gave 86.0% held-out in float32
-    # (5,575 steps) and 46.6% in bf16 (7,975 steps, falling after the 4th ACT step).
-    "dtype=float32",
-    # NOTE: two departures from the reference run, both for the original eval protocol, which scores the
-    # answer after all 8 ACT steps. The small model learns to halt after 3-4 steps and, with exploration at
-    # the paper's 0.1, is rarely trained beyond them, so its answer drifts there. With the cosine LR below,
-    # one ten-minute run each: exploration 0.1 gave 90.0% held-out after 4 steps and 33.7% after 8;
-    # exploration 0.5 gave 88.7% and 81.3%. And the LR decays (cosine to 10%, fitted to the time budget by
-    # train_for), where the reference run kept it constant: two constant-LR runs ended at 86.0% and 52.9%.
-    "arch.halt_exploration_prob=0.5", "lr_min_ratio=0.1",
-]
+DEMO_PRESET = "demo"
 
 
 def build_data(data_path: Path, log=print) -> Path:
@@ -153,11 +129,12 @@ def evaluate_demo(checkpoint: Path, data_path: Path, device) -> dict:
 def show_trajectory(result: dict, box_text: str) -> str:
     """One held-out puzzle the model solves, preferably one it needed several steps for."""
     from hrm.data.draw import draw_sudoku, side_by_side
+    from hrm.halting import says_halt
     from hrm.data.sudoku import decode_tokens
     from hrm.data.sudoku_solver import Box
 
     box = Box.parse(box_text)
-    rows = result["rows"]
+    rows, halt_rule = result["rows"], result["config"].halting_policy.rule
     labels, steps = rows["labels"].astype(np.int64), rows["step_predictions"].astype(np.int64)
     solved = (steps == labels[:, None, :]).all(-1)                      # (N, K)
     final = solved[:, -1]
@@ -176,16 +153,16 @@ def show_trajectory(result: dict, box_text: str) -> str:
         blocks.append(draw_sudoku(decode_tokens(pred), box))
         titles.append(f"step {k + 1}: {wrong} wrong{changed}")
         previous = pred
-    q = rows["step_q_halt_logits"][index] - rows["step_q_continue_logits"][index]
-    halt = [k + 1 for k in range(len(q)) if q[k] > 0]
+    says = says_halt(halt_rule, rows["step_q_halt_logits"][index], rows["step_q_continue_logits"][index])
+    halt = [k + 1 for k in range(len(says)) if says[k]]
     lines = [f"held-out puzzle #{index} ({int((puzzle == 0).sum())} blanks), the model's answer at each ACT step:"]
     per_row = 5
     for start in range(0, len(blocks), per_row):
         lines.append(side_by_side(blocks[start:start + per_row], titles[start:start + per_row]))
         lines.append("")
     lines.append("solution matches the final step: " + ("yes" if (steps[index, -1] == labels[index]).all() else "no"))
-    lines.append("Q head says halt (q_halt > q_continue) from step " + (str(halt[0]) if halt else "- (never)") +
-                 f"; the original eval protocol runs all {len(q)} steps")
+    lines.append(f"Q head says halt ({halt_rule}) from step " + (str(halt[0]) if halt else "- (never)") +
+                 f"; the original eval protocol runs all {len(says)} steps")
     return "\n".join(lines)
 
 
@@ -204,13 +181,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from hrm.device import choose
-    from hrm.training.config import ConfigError, load_config
+    from hrm.training.config import ConfigError, load_config, preset_path
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     data_path = args.output / "data"
     run_dir = args.output / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        config = load_config(None, DEMO_OVERRIDES + [f"data_path={data_path}", f"checkpoint_path={run_dir}"]
+        config = load_config(preset_path(DEMO_PRESET), [f"data_path={data_path}", f"checkpoint_path={run_dir}"]
                              + list(args.overrides))
     except ConfigError as e:
         parser.exit(2, f"hrm demo: {e}\n")

@@ -119,8 +119,9 @@ def _draw_png(args, dataset: Path | None, predictions: Path | None, model) -> in
             steps = prediction["steps"] or [prediction["final"]]
             q_halt = prediction["step_q_halt"] or [prediction["q_halt"]]
             q_continue = prediction["step_q_continue"] or [prediction["q_continue"]]
+            rule = data.predictions.metadata.get("halt_rule") or Trajectory.halt_rule
             trajectory = Trajectory(inputs, labels, np.array(steps), np.array(q_halt, dtype=float),
-                                    np.array(q_continue, dtype=float), title)
+                                    np.array(q_continue, dtype=float), title, rule)
             if not prediction["steps"]:
                 print("hrm viz: the predictions hold the final step only (evaluate with save_steps for every step)",
                       file=sys.stderr)

@@ -144,4 +144,4 @@ def torch_trajectory(model: LoadedModel, inputs: np.ndarray, labels: np.ndarray 
              "puzzle_identifiers": torch.tensor([puzzle_identifier], dtype=torch.int32)}
     out = run_act(model.head, batch, save_steps=True)
     return Trajectory(inputs, labels, out.step_predictions[0].numpy(), out.step_q_halt_logits[0].numpy(),
-                      out.step_q_continue_logits[0].numpy(), title)
+                      out.step_q_continue_logits[0].numpy(), title, model.config.halting_policy.rule)

@@ -22,6 +22,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from hrm.halting import Q_HALT_GT_Q_CONTINUE, says_halt
 from hrm.viz.tasks import IGNORE_LABEL, TaskStyle, view_box
 
 CHANGED = "#f5b301"
@@ -37,6 +38,7 @@ class Trajectory:
     q_halt: np.ndarray                  # (K,) logits
     q_continue: np.ndarray              # (K,) logits
     title: str = ""
+    halt_rule: str = Q_HALT_GT_Q_CONTINUE   # the model's (hrm.halting)
 
     def errors(self, k: int) -> np.ndarray | None:
         if self.labels is None:
@@ -81,9 +83,9 @@ def _draw_chart(ax, trajectory: Trajectory) -> None:
     k = np.arange(1, len(trajectory.steps) + 1)
     p_halt = 1 / (1 + np.exp(-trajectory.q_halt.astype(np.float64)))
     ax.plot(k, p_halt, "o-", color="#2563eb", label="sigmoid(q_halt)")
-    halts = trajectory.q_halt > trajectory.q_continue
+    halts = says_halt(trajectory.halt_rule, trajectory.q_halt, trajectory.q_continue)
     if halts.any():
-        ax.plot(k[halts], p_halt[halts], "s", color="#15803d", ms=8, label="q_halt > q_continue")
+        ax.plot(k[halts], p_halt[halts], "s", color="#15803d", ms=8, label=trajectory.halt_rule)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("ACT step")
     ax.set_ylabel("sigmoid(q_halt)")

@@ -162,8 +162,8 @@ class MlxStep:
 
     def __init__(self, model: HRMInner):
         self.model = model
-        self.h_init = np.array(model.H_init.astype(mx.float32))
-        self.l_init = np.array(model.L_init.astype(mx.float32))
+        self.carry_init = {"z_H": np.array(model.H_init.astype(mx.float32)),
+                           "z_L": np.array(model.L_init.astype(mx.float32))}
         self.carry_positions = model.puzzle_emb_len + model.arch.seq_len
         self.halt_max_steps = model.arch.halt_max_steps
         self.dtype = model.H_init.dtype
@@ -175,8 +175,10 @@ class MlxStep:
     def _segment(self, z_H, z_L, inputs, puzzle_identifiers):
         return self.model(z_H, z_L, inputs, self.model.puzzle_rows(puzzle_identifiers))
 
-    def __call__(self, z_H, z_L, inputs, puzzle_identifiers) -> StepOutputs:
-        out = self._step(mx.array(np.asarray(z_H)).astype(self.dtype), mx.array(np.asarray(z_L)).astype(self.dtype),
+    def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
+        out = self._step(mx.array(np.asarray(carry["z_H"])).astype(self.dtype),
+                         mx.array(np.asarray(carry["z_L"])).astype(self.dtype),
                          mx.array(np.asarray(inputs, np.int32)), mx.array(np.asarray(puzzle_identifiers, np.int32)))
         mx.eval(*out)
-        return StepOutputs(*(np.array(o.astype(mx.float32)) for o in out))
+        z_H, z_L, logits, q_halt, q_continue = (np.array(o.astype(mx.float32)) for o in out)
+        return StepOutputs({"z_H": z_H, "z_L": z_L}, logits, q_halt, q_continue)

@@ -19,6 +19,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
 
+from hrm.halting import Q_HALT_GT_Q_CONTINUE, says_halt
 from hrm.ports.mlx.model import HRMInner
 
 IGNORE_LABEL_ID = -100
@@ -78,7 +79,7 @@ def act_loss(model: HRMInner, puzzle_rows, carry: Carry, halt_exploration_prob: 
     halted = is_last
     target_q_continue = None
     if arch.halt_max_steps > 1:
-        halted = halted | (q_halt > q_continue)
+        halted = halted | says_halt(Q_HALT_GT_Q_CONTINUE, q_halt, q_continue)     # the MLX port is HRM's
         rand, randint = draws
         min_halt_steps = (rand < halt_exploration_prob).astype(mx.int32) * randint
         halted = halted & (steps >= min_halt_steps)

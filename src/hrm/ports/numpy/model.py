@@ -2,10 +2,12 @@
 
 It reads top to bottom as the spec does, and is the judge of the other backends:
 
-    Arch                  the hyper-parameters the forward pass needs (read from config.json, no torch)
+    PuzzleArch, Arch      the hyper-parameters the forward pass needs (read from config.json, no torch)
     rms_norm, rope, attention, swiglu, block, reasoning_module     the layers (spec §5.1-5.6)
-    NumpyHRM.input_embeddings / step                              one ACT segment (spec §5.7)
-    evaluate                                                      the eval ACT loop (hrm.export.act)
+    NumpyInner            what every architecture shares: weights, input embeddings, heads
+    NumpyHRM.__call__     one ACT segment of HRM (spec §5.7)
+    evaluate              the eval ACT loop (hrm.export.act)
+The transformer baseline's port (hrm.ports.numpy.transformer) builds on the same layers.
 
 Computes in float32 or float64 throughout. The float32 path follows the PyTorch model's numerics
 (RoPE tables and the Q head in float32) except that the two reductions, RMSNorm's mean and softmax's
@@ -25,21 +27,19 @@ from typing import Any, Mapping
 import numpy as np
 
 from hrm.export.act import ACTResult, StepOutputs, run_act
+from hrm.halting import Q_HALT_GT_Q_CONTINUE
 
 PREFIX = "model.inner."
 
 
 @dataclass(frozen=True)
-class Arch:
+class PuzzleArch:
+    """The fields every architecture's forward pass reads (hrm.models.inner.PuzzleInner's)."""
     seq_len: int
     vocab_size: int
     hidden_size: int
     num_heads: int
     expansion: float
-    H_cycles: int
-    L_cycles: int
-    H_layers: int
-    L_layers: int
     puzzle_emb_ndim: int
     pos_encodings: str = "rope"
     rms_norm_eps: float = 1e-5
@@ -47,7 +47,7 @@ class Arch:
     halt_max_steps: int = 16
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Arch":
+    def from_dict(cls, values: Mapping[str, Any]) -> "PuzzleArch":
         """From an `arch` dict (config.json, an HRMConfig's fields); other keys are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -61,7 +61,16 @@ class Arch:
         return self.hidden_size // self.num_heads
 
 
-def load_hrm_weights(path: str | Path) -> tuple[Arch, dict[str, np.ndarray], dict[str, Any]]:
+@dataclass(frozen=True)
+class Arch(PuzzleArch):
+    """HRM ACT v1."""
+    H_cycles: int = 2
+    L_cycles: int = 2
+    H_layers: int = 4
+    L_layers: int = 4
+
+
+def load_hrm_weights(path: str | Path) -> tuple[PuzzleArch, dict[str, np.ndarray], dict[str, Any]]:
     """hrm's weight format (a directory with model.safetensors and config.json): (arch, weights, arch dict).
 
     Read with safetensors' NumPy loader. NOTE: NumPy has no bfloat16; a checkpoint trained in bf16 stores
@@ -77,7 +86,8 @@ def load_hrm_weights(path: str | Path) -> tuple[Arch, dict[str, np.ndarray], dic
     except TypeError:
         from safetensors.torch import load_file as load_torch
         state = {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in load_torch(str(weights)).items()}
-    return Arch.from_dict(meta["arch"]), state, meta["arch"]
+    from hrm.ports.numpy import port
+    return port(meta["arch"].get("name", "hrm_act_v1"))[0].from_dict(meta["arch"]), state, meta["arch"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -89,7 +99,7 @@ def rms_norm(x: np.ndarray, eps: float) -> np.ndarray:
     return (x / np.sqrt(ms + eps)).astype(x.dtype)
 
 
-def rope_tables(arch: Arch, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def rope_tables(arch: PuzzleArch, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """cos, sin of shape (T, d): positions 0..T-1 include the puzzle-embedding positions (spec §5.2)."""
     d = arch.head_dim
     T = arch.puzzle_emb_len + arch.seq_len
@@ -113,7 +123,7 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x / (1 + np.exp(-x))
 
 
-def attention(h: np.ndarray, w: Mapping[str, np.ndarray], arch: Arch, cos_sin) -> np.ndarray:
+def attention(h: np.ndarray, w: Mapping[str, np.ndarray], arch: PuzzleArch, cos_sin) -> np.ndarray:
     """Non-causal multi-head attention, q | k | v heads in one projection, RoPE on q and k (spec §5.3)."""
     B, T, _ = h.shape
     H, d = arch.num_heads, arch.head_dim
@@ -133,13 +143,13 @@ def swiglu(x: np.ndarray, w: Mapping[str, np.ndarray]) -> np.ndarray:
     return (silu(gate) * up) @ w["mlp.down_proj.weight"].T
 
 
-def block(h: np.ndarray, w: Mapping[str, np.ndarray], arch: Arch, cos_sin) -> np.ndarray:
+def block(h: np.ndarray, w: Mapping[str, np.ndarray], arch: PuzzleArch, cos_sin) -> np.ndarray:
     """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h)) (spec §5.5)."""
     h = rms_norm(h + attention(h, w, arch, cos_sin), arch.rms_norm_eps)
     return rms_norm(h + swiglu(h, w), arch.rms_norm_eps)
 
 
-def reasoning_module(z: np.ndarray, injection: np.ndarray, layers: list, arch: Arch, cos_sin) -> np.ndarray:
+def reasoning_module(z: np.ndarray, injection: np.ndarray, layers: list, arch: PuzzleArch, cos_sin) -> np.ndarray:
     """f(z, injection) = Blocks(z + injection) (spec §5.6)."""
     z = z + injection
     for w in layers:
@@ -150,41 +160,38 @@ def reasoning_module(z: np.ndarray, injection: np.ndarray, layers: list, arch: A
 # ----------------------------------------------------------------------------------------------------
 # The model
 
-class NumpyHRM:
-    """One ACT step of HRM in NumPy; an `hrm.export.act.StepFunction`."""
+class NumpyInner:
+    """The weights and the parts every architecture shares; subclasses define __call__ (one ACT step)."""
 
     name = "numpy"
+    halt_rule = Q_HALT_GT_Q_CONTINUE
 
-    def __init__(self, arch: Arch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
+    def __init__(self, arch: PuzzleArch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
         self.arch = arch
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"the NumPy reference computes in float32 or float64, not {self.dtype}")
-        w = {k.removeprefix(PREFIX): np.asarray(v) for k, v in weights.items()
-             if k.startswith(PREFIX) or not k.startswith("model.")}
-
-        def get(name: str) -> np.ndarray:
-            if name not in w:
-                raise KeyError(f"weight {PREFIX}{name} is missing (have {len(w)} tensors)")
-            return w[name].astype(self.dtype)
-
-        def level(name: str, n: int) -> list[dict[str, np.ndarray]]:
-            keys = ("self_attn.qkv_proj.weight", "self_attn.o_proj.weight", "mlp.gate_up_proj.weight",
-                    "mlp.down_proj.weight")
-            return [{k: get(f"{name}.layers.{i}.{k}") for k in keys} for i in range(n)]
-
-        self.embed_tokens = get("embed_tokens.embedding_weight")
-        self.puzzle_emb = get("puzzle_emb.weights") if arch.puzzle_emb_ndim > 0 else None
-        self.embed_pos = get("embed_pos.embedding_weight") if arch.pos_encodings == "learned" else None
+        self.weights = {k.removeprefix(PREFIX): np.asarray(v) for k, v in weights.items()
+                        if k.startswith(PREFIX) or not k.startswith("model.")}
+        self.embed_tokens = self.get("embed_tokens.embedding_weight")
+        self.puzzle_emb = self.get("puzzle_emb.weights") if arch.puzzle_emb_ndim > 0 else None
+        self.embed_pos = self.get("embed_pos.embedding_weight") if arch.pos_encodings == "learned" else None
         self.cos_sin = rope_tables(arch, self.dtype) if arch.pos_encodings == "rope" else None
-        self.H_level = level("H_level", arch.H_layers)
-        self.L_level = level("L_level", arch.L_layers)
-        self.lm_head = get("lm_head.weight")
-        self.q_head_weight = get("q_head.weight")
-        self.q_head_bias = get("q_head.bias")
-        self.h_init = get("H_init")
-        self.l_init = get("L_init")
+        self.lm_head = self.get("lm_head.weight")
+        self.q_head_weight = self.get("q_head.weight")
+        self.q_head_bias = self.get("q_head.bias")
         self.carry_positions = arch.puzzle_emb_len + arch.seq_len
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self.weights:
+            raise KeyError(f"weight {PREFIX}{name} is missing (have {len(self.weights)} tensors)")
+        return self.weights[name].astype(self.dtype)
+
+    def stack(self, name: str, n: int) -> list[dict[str, np.ndarray]]:
+        """The weights of a block stack `name` (e.g. H_level) of n blocks."""
+        keys = ("self_attn.qkv_proj.weight", "self_attn.o_proj.weight", "mlp.gate_up_proj.weight",
+                "mlp.down_proj.weight")
+        return [{k: self.get(f"{name}.layers.{i}.{k}") for k in keys} for i in range(n)]
 
     def input_embeddings(self, inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> np.ndarray:
         """Token embeddings, the puzzle embedding prepended (zero-padded to P·D), scaled by √D (spec §5.7)."""
@@ -199,21 +206,36 @@ class NumpyHRM:
             x = self.dtype.type(0.707106781) * (x + self.embed_pos)
         return self.dtype.type(math.sqrt(D)) * x
 
-    def __call__(self, z_H: np.ndarray, z_L: np.ndarray, inputs: np.ndarray,
+    def heads(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """logits (puzzle positions dropped), q_halt, q_continue: the Q head reads position 0."""
+        logits = z[:, self.arch.puzzle_emb_len:] @ self.lm_head.T
+        q = (z[:, 0] @ self.q_head_weight.T + self.q_head_bias).astype(np.float32)
+        return logits, q[:, 0], q[:, 1]
+
+
+class NumpyHRM(NumpyInner):
+    """One ACT step of HRM in NumPy; an `hrm.export.act.StepFunction`."""
+
+    def __init__(self, arch: Arch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
+        super().__init__(arch, weights, dtype)
+        self.H_level = self.stack("H_level", arch.H_layers)
+        self.L_level = self.stack("L_level", arch.L_layers)
+        self.carry_init = {"z_H": self.get("H_init"), "z_L": self.get("L_init")}
+
+    def __call__(self, carry: Mapping[str, np.ndarray], inputs: np.ndarray,
                  puzzle_identifiers: np.ndarray) -> StepOutputs:
         """One segment: N·M L-updates and N H-updates, then the heads (no gradient, so no 1-step split)."""
         arch = self.arch
         x = self.input_embeddings(np.asarray(inputs), np.asarray(puzzle_identifiers))
-        z_H, z_L = np.asarray(z_H, dtype=self.dtype), np.asarray(z_L, dtype=self.dtype)
+        z_H, z_L = np.asarray(carry["z_H"], dtype=self.dtype), np.asarray(carry["z_L"], dtype=self.dtype)
         for i in range(arch.H_cycles):
             for _ in range(arch.L_cycles):
                 z_L = reasoning_module(z_L, z_H + x, self.L_level, arch, self.cos_sin)
             z_H = reasoning_module(z_H, z_L, self.H_level, arch, self.cos_sin)
-        logits = z_H[:, arch.puzzle_emb_len:] @ self.lm_head.T                   # drop puzzle positions
-        q = (z_H[:, 0] @ self.q_head_weight.T + self.q_head_bias).astype(np.float32)   # Q head reads position 0
-        return StepOutputs(z_H, z_L, logits, q[:, 0], q[:, 1])
+        return StepOutputs({"z_H": z_H, "z_L": z_L}, *self.heads(z_H))
 
 
-def evaluate(model: NumpyHRM, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
+def evaluate(model: NumpyInner, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
     """The eval ACT loop: a fresh carry, `halt_max_steps` steps, the last step's argmax (spec §8.6)."""
-    return run_act(model, inputs, puzzle_identifiers, model.arch.halt_max_steps, halt_early=halt_early)
+    return run_act(model, inputs, puzzle_identifiers, model.arch.halt_max_steps, halt_early=halt_early,
+                   halt_rule=model.halt_rule)

@@ -3,7 +3,7 @@
 
 import { getJSON, showError, clearErrors } from "./api.js";
 import { renderBoard, changedCells, errorCells, count, givenCells, IGNORE } from "./grid.js";
-import { Timeline, sigmoid } from "./timeline.js";
+import { Timeline, sigmoid, saysHalt } from "./timeline.js";
 import { SolvePanel } from "./solve.js";
 
 const $ = (id) => document.getElementById(id);
@@ -107,9 +107,9 @@ async function selectExample(index) {
   document.body.dataset.example = `${example.split}:${example.index}`;   // for tests and deep links
 }
 
-function firstHalt(qHalt, qContinue) {
+function firstHalt(rule, qHalt, qContinue) {
   if (!qHalt || !qContinue) return null;
-  const k = qHalt.findIndex((q, i) => q !== null && qContinue[i] !== null && q > qContinue[i]);
+  const k = qHalt.findIndex((q, i) => saysHalt(rule, q, qContinue[i]));
   return k < 0 ? null : k + 1;
 }
 
@@ -136,7 +136,8 @@ function showExample(example) {
   const steps = prediction.steps || [prediction.final];
   const qHalt = prediction.step_q_halt || [prediction.q_halt];
   const qContinue = prediction.step_q_continue || [prediction.q_continue];
-  const halt = firstHalt(qHalt, qContinue);
+  const rule = state.info.predictions?.metadata?.halt_rule;
+  const halt = firstHalt(rule, qHalt, qContinue);
   $("puzzle-summary").textContent = `${where} · ${prediction.exact ? "solved ✓" : "failed ✗"} at the final step`
     + (prediction.steps ? ` · ${steps.length} ACT steps` : " · final step only (evaluate with --save-steps for every step)")
     + (halt ? ` · the Q head would halt at step ${halt}` : "");
@@ -148,7 +149,7 @@ function showExample(example) {
     return `step ${prediction.steps ? k : "final"} / ${steps.length} · q_halt ${fmt(q)} (p = ${q === null ? "–" : fmt(sigmoid(q), 3)})`
       + ` · q_continue ${fmt(qContinue[k - 1])}`
       + (changed === null ? "" : ` · ${changed} changed`) + ` · ${errors} wrong`
-      + (q !== null && qContinue[k - 1] !== null && q > qContinue[k - 1] ? " · halt" : "");
+      + (saysHalt(rule, q, qContinue[k - 1]) ? " · halt" : "");
   };
   state.timeline.onStep = (k) => {
     const tokens = steps[k - 1];
@@ -159,7 +160,7 @@ function showExample(example) {
       errors: errorCells(tokens, example.labels),
     });
   };
-  state.timeline.show(steps.length, qHalt, qContinue, describe);
+  state.timeline.show(steps.length, qHalt, qContinue, describe, rule);
 }
 
 // ---------------------------------------------------------------------------------------------

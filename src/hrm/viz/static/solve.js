@@ -2,7 +2,7 @@
 
 import { showError } from "./api.js";
 import { renderBoard, changedCells, count } from "./grid.js";
-import { Timeline, sigmoid } from "./timeline.js";
+import { Timeline, sigmoid, saysHalt } from "./timeline.js";
 import { parseSudoku, formatSudoku, checkAnswer, conflicts, randomPuzzle, symbol } from "./sudoku.js";
 import { BrowserModel } from "./solver.js";
 
@@ -122,7 +122,7 @@ export class SolvePanel {
       const check = checkAnswer(puzzle, result.steps[k - 1], this.n, this.box);
       return `step ${k} / ${result.steps.length} · q_halt ${q.toFixed(2)} (p = ${sigmoid(q).toFixed(3)})`
         + ` · q_continue ${result.qContinue[k - 1].toFixed(2)}` + (changed === null ? "" : ` · ${changed} changed`)
-        + ` · ${check.conflicts} in conflict` + (q > result.qContinue[k - 1] ? " · halt" : "");
+        + ` · ${check.conflicts} in conflict` + (saysHalt(this.metadata.halt_rule, q, result.qContinue[k - 1]) ? " · halt" : "");
     };
     this.timeline.onStep = (k) => {
       const answer = result.steps[k - 1];
@@ -132,7 +132,7 @@ export class SolvePanel {
         given, changed: k > 1 ? changedCells(result.steps[k - 2], answer) : null, errors: check.clash,
       });
     };
-    this.timeline.show(result.steps.length, result.qHalt, result.qContinue, describe);
+    this.timeline.show(result.steps.length, result.qHalt, result.qContinue, describe, this.metadata.halt_rule);
 
     const final = checkAnswer(puzzle, result.steps[result.steps.length - 1], this.n, this.box);
     const verdict = $("solve-verdict");

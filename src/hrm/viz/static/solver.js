@@ -5,8 +5,9 @@
 //
 // /model/model.json says which graph input and output plays which role (metadata.onnx), so the loop
 // does not depend on how the exporter names them:
-//   inputs  z_H, z_L (the carry), inputs (tokens), puzzle_identifiers
-//   outputs z_H, z_L (the new carry), logits, q_halt, q_continue
+//   inputs  the carry (one role per tensor in metadata.carry_init: z_H, z_L for HRM), inputs (tokens),
+//           puzzle_identifiers
+//   outputs the new carry (the same roles), logits, q_halt, q_continue
 
 const ORT_URL = "/static/vendor/onnxruntime-web/ort.wasm.min.mjs";
 
@@ -65,16 +66,17 @@ export class BrowserModel {
     this.metadata = metadata;
     const io = metadata.onnx;
     this.io = io;
-    for (const role of ["z_H", "z_L", "inputs", "puzzle_identifiers"]) byRole(io.inputs, role);
-    for (const role of ["z_H", "z_L", "logits", "q_halt", "q_continue"]) byRole(io.outputs, role);
+    this.carryRoles = Object.keys(metadata.carry_init);     // the carry the model declares, in graph order
+    for (const role of [...this.carryRoles, "inputs", "puzzle_identifiers"]) byRole(io.inputs, role);
+    for (const role of [...this.carryRoles, "logits", "q_halt", "q_continue"]) byRole(io.outputs, role);
   }
 
   initialCarry() {
-    // Every position of a freshly reset row holds the model's H_init / L_init vectors (spec §6, step 1).
+    // Every position of a freshly reset row holds the model's initial state of each carry tensor.
     const { carry_shape: shape, carry_init: init } = this.metadata;
     const [batch, positions, hidden] = shape;
     const carry = {};
-    for (const role of ["z_H", "z_L"]) {
+    for (const role of this.carryRoles) {
       const data = new Float32Array(batch * positions * hidden);
       for (let p = 0; p < batch * positions; p++) data.set(init[role], p * hidden);
       carry[role] = new this.ort.Tensor("float32", data, shape);
@@ -100,7 +102,7 @@ export class BrowserModel {
       const out = await this.session.run(feeds);
       const ms = performance.now() - start;
       const get = (role) => out[byRole(this.io.outputs, role).name];
-      carry = { z_H: get("z_H"), z_L: get("z_L") };
+      carry = Object.fromEntries(this.carryRoles.map((role) => [role, get(role)]));
       const prediction = argmaxRows(get("logits").data, meta.seq_len, meta.vocab_size);
       const qHalt = Number(get("q_halt").data[0]);
       const qContinue = Number(get("q_continue").data[0]);

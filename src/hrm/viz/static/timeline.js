@@ -1,7 +1,17 @@
 // The timeline of ACT steps: step buttons, a slider, play/pause, and one bar per step for
-// sigmoid(q_halt), green where the model would halt (q_halt > q_continue, spec §6).
+// sigmoid(q_halt), green where the model would halt under its halt rule (hrm.halting).
 
 export const sigmoid = (x) => 1 / (1 + Math.exp(-x));
+
+// The halt rules of hrm.halting, by name (export metadata "halt_rule"; predictions' metadata). The rule of
+// exports and predictions written before the rule was recorded is HRM's.
+export const DEFAULT_HALT_RULE = "q_halt > q_continue";
+export function saysHalt(rule, qHalt, qContinue) {
+  if (qHalt === null || qHalt === undefined) return false;
+  if ((rule || DEFAULT_HALT_RULE) === "q_halt > 0") return qHalt > 0;
+  if ((rule || DEFAULT_HALT_RULE) === "q_halt > q_continue") return qContinue !== null && qContinue !== undefined && qHalt > qContinue;
+  throw new Error(`unknown halt rule ${rule}`);
+}
 
 function button(text, title) {
   const b = document.createElement("button");
@@ -20,8 +30,9 @@ export class Timeline {
     this.step = 0;
   }
 
-  // qHalt, qContinue: arrays of logits (length steps), entries may be null; describe(k) -> text
-  show(steps, qHalt, qContinue, describe) {
+  // qHalt, qContinue: arrays of logits (length steps), entries may be null; describe(k) -> text;
+  // haltRule: the model's halt rule (saysHalt)
+  show(steps, qHalt, qContinue, describe, haltRule = DEFAULT_HALT_RULE) {
     this.stop();
     this.steps = steps;
     this.qHalt = qHalt;
@@ -65,7 +76,7 @@ export class Timeline {
 
     const bars = document.createElement("div");
     bars.className = "qbars";
-    bars.title = "sigmoid(q_halt) per step; green: q_halt > q_continue (the model would halt)";
+    bars.title = `sigmoid(q_halt) per step; green: ${haltRule} (the model would halt)`;
     this.bars = [];
     for (let k = 1; k <= steps; k++) {
       const bar = document.createElement("div");
@@ -73,7 +84,7 @@ export class Timeline {
       const q = qHalt ? qHalt[k - 1] : null;
       const p = q === null || q === undefined ? 0 : sigmoid(q);
       bar.style.height = `${Math.max(2, Math.round(p * 58))}px`;
-      if (q !== null && qContinue && qContinue[k - 1] !== null && q > qContinue[k - 1]) bar.classList.add("halt");
+      if (saysHalt(haltRule, q, qContinue ? qContinue[k - 1] : null)) bar.classList.add("halt");
       bar.title = `step ${k}: sigmoid(q_halt) = ${p.toFixed(3)}`;
       bar.addEventListener("click", () => { this.stop(); this.go(k); });
       bars.append(bar);
