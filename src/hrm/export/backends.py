@@ -10,7 +10,8 @@
     iree-torch   the same from the torch dialect
     mlx          hrm.ports.mlx (on Linux, mlx[cpu])
 
-A backend whose packages are missing is reported with the reason (`unavailable`), never faked.
+A backend whose packages are missing is reported with the reason (`unavailable`), never faked; so is one
+that does not serve the checkpoint's architecture (`unsupported`: the MLX port is HRM's only).
 `load_step(name, checkpoint)` is the entry point for other commands (e.g. `hrm eval backend=mlx`).
 """
 from __future__ import annotations
@@ -32,6 +33,18 @@ REQUIRES = {
     "iree-torch": (("torch_mlir", "iree.compiler", "iree.runtime"), "pip install 'hrm[ports]' (torch-mlir, iree-base-compiler, iree-base-runtime)"),
     "mlx": (("mlx.core",), "pip install 'mlx[cpu]' on Linux, 'mlx' on macOS"),
 }
+
+
+# The architectures a backend serves, where it does not serve every registered one.
+SERVES = {"mlx": ("hrm_act_v1",)}
+
+
+def unsupported(name: str, architecture: str) -> str | None:
+    """Why backend `name` cannot run architecture `architecture`, or None if it can."""
+    served = SERVES.get(name)
+    if served is not None and architecture not in served:
+        return f"the {name} port serves {', '.join(served)} only, not {architecture}"
+    return None
 
 
 def unavailable(name: str) -> str | None:
@@ -80,7 +93,7 @@ def build(name: str, head, config, workdir: str | Path, source: str | None = Non
 
     workdir = Path(workdir)
     inner = head.model.inner
-    reason = unavailable(name)
+    reason = unavailable(name) or unsupported(name, config.name)
     if reason:
         raise RuntimeError(f"backend {name} is unavailable: {reason}")
     if name == "torch":

@@ -92,7 +92,7 @@ def export_main(argv: list[str]) -> int:
         parser.exit(2, f"hrm export: {e}\n")
     inner = head.model.inner
     n_params = sum(p.numel() for p in head.parameters())
-    print(f"model: {n_params:,} parameters, hidden {config.hidden_size}, H/L layers {config.H_layers}/{config.L_layers}, "
+    print(f"model: {config.name}, {n_params:,} parameters, hidden {config.hidden_size}, "
           f"seq_len {config.seq_len}, halt_max_steps {config.halt_max_steps}")
 
     if args.target == "onnx":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hrm.export.act import ACTResult
-from hrm.export.backends import build, unavailable
+from hrm.export.backends import build, unavailable, unsupported
 
 TOLERANCE = {"numpy": 1e-5, "numpy64": 1e-5}
 DEFAULT_TOLERANCE = 1e-4
@@ -87,7 +87,7 @@ def verify(head, config, backends: list[str], inputs: np.ndarray, ids: np.ndarra
     for name in backends:
         if name == "torch":
             continue
-        reason = unavailable(name)
+        reason = unavailable(name) or unsupported(name, config.name)
         if reason:
             rows.append(Row(name, f"skipped: {reason}"))
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,8 @@ def trained_dtype(path: str | Path) -> str | None:
     None when nothing says; a checkpoint that cannot be read is reported by load_checkpoint, not here."""
     import yaml
 
-    path = Path(path)
     try:
+        path = resolve_weights(path)
         if is_hrm_checkpoint(path):
             meta = json.loads(((path if path.is_dir() else path.parent) / CONFIG_FILE).read_text())
             arch = meta.get("arch") if isinstance(meta.get("arch"), dict) else {}
@@ -190,9 +191,23 @@ def trained_dtype(path: str | Path) -> str | None:
             yaml_path = _find_all_config(path)
             full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
             dtype = (full.get("arch") or {}).get("forward_dtype") if isinstance(full, dict) else None
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):   # CheckpointError is a ValueError
         return None
     return dtype if isinstance(dtype, str) and dtype != "auto" else None
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """What a user may name as a checkpoint, as the weights to read: a run directory or its checkpoints/
+    folder (the latest step_<N> holding weights), a weights folder or .safetensors file, an original file."""
+    path = Path(path)
+    if path.is_dir() and not (path / WEIGHTS_FILE).is_file():
+        for folder in (path / "checkpoints", path):
+            steps = sorted((int(m.group(1)), p) for p in folder.glob("step_*")
+                           if (m := re.fullmatch(r"step_(\d+)", p.name)) and (p / WEIGHTS_FILE).is_file())
+            if steps:
+                return steps[-1][1]
+        raise CheckpointError(f"{path}: no checkpoint in it (no {WEIGHTS_FILE}, and no checkpoints/step_<N> holding one)")
+    return path
 
 
 def is_hrm_checkpoint(path: Path) -> bool:
@@ -211,6 +226,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
+    path = resolve_weights(path)
     if is_hrm_checkpoint(path):
         weights = path / WEIGHTS_FILE if path.is_dir() else path
         config_path = weights.parent / CONFIG_FILE

@@ -75,6 +75,12 @@ class HRMConfig:
         """Halt where q_halt > q_continue; Q-continue target from a second forward (Q-learning)."""
         return HaltingPolicy(rule=Q_HALT_GT_Q_CONTINUE, q_target=True)
 
+    def block_applications(self) -> tuple[int, int]:
+        """(blocks applied in one segment, blocks differentiated): N·M L-updates and N H-updates; the 1-step
+        gradient goes through the last of each (hrm.flops counts with these)."""
+        N, M = self.H_cycles, self.L_cycles
+        return N * M * self.L_layers + N * self.H_layers, self.L_layers + self.H_layers
+
 
 class Block(nn.Module):
     """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h))."""

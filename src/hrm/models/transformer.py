@@ -72,6 +72,10 @@ class TransformerConfig:
         """P = ceil(puzzle_emb_ndim / hidden_size), as HRM."""
         return -(self.puzzle_emb_ndim // -self.hidden_size)
 
+    def block_applications(self) -> tuple[int, int]:
+        """(blocks applied in one step, blocks differentiated): one pass, all of it differentiated."""
+        return self.L_layers, self.L_layers
+
     @property
     def halting_policy(self) -> HaltingPolicy:
         """HRM's rule (it matters only with halt_max_steps > 1); no Q-continue target, as the official baseline."""

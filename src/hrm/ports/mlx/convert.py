@@ -38,6 +38,10 @@ def mlx_name(state_dict_key: str) -> str:
 
 def build(arch_dict: dict[str, Any], state: dict[str, Any], source: str, dtype: mx.Dtype = mx.float32) -> HRMInner:
     """An MLX HRMInner for `arch_dict` holding `state` (original key names, arrays of any kind)."""
+    from hrm.export.backends import unsupported
+    reason = unsupported("mlx", str(arch_dict.get("name", "hrm_act_v1")))
+    if reason:
+        raise ValueError(f"{source}: {reason}")
     arch = Arch.from_dict(arch_dict)
     num_ids = int(arch_dict.get("num_puzzle_identifiers", 1))
     model = HRMInner(arch, num_puzzle_identifiers=num_ids)
@@ -70,9 +74,12 @@ def _read_state(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
 
 
 def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[HRMInner, dict[str, Any]]:
+    from hrm.models.checkpoint import resolve_weights
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    path = resolve_weights(path)              # a run directory: its latest checkpoint
     config_path = (path if path.is_dir() else path.parent) / CONFIG_FILE
     if config_path.is_file():
         meta = json.loads(config_path.read_text())
