@@ -352,6 +352,16 @@ def parse_difficulty(text: str) -> tuple[int, int | None]:
     return low, high
 
 
+# Distinct puzzles with a unique solution, up to the symmetries canonical_key factors out, where that is
+# countable: for 4x4, every blank mask of a representative of each of the 2 classes of solved grids, the
+# unique ones kept and their canonical keys counted (4,710, the full grids included). Asking for more
+# can never succeed, so it is refused at once.
+DISTINCT_PUZZLES = {(2, 2): 4710}
+# Generation gives up when this many puzzles in a row, each acceptable but for being equivalent to one
+# already drawn, bring nothing new: the distinct puzzles left are too few, or too rare, to find.
+STALL_DUPLICATES = 5000
+
+
 def generate_puzzles(count: int, box: Box, rng: np.random.Generator, min_blanks: int = 0,
                      max_blanks: int | None = None, difficulty: tuple[int, int | None] = (0, None),
                      exclude: set[bytes] | None = None, max_attempts: int | None = None
@@ -366,9 +376,14 @@ def generate_puzzles(count: int, box: Box, rng: np.random.Generator, min_blanks:
         raise ValueError(f"need 0 <= min_blanks <= max_blanks <= {box.cells}, got {min_blanks}, {max_blanks}")
     low, high = difficulty
     exclude = exclude if exclude is not None else set()
+    board = f"{box.size}x{box.size}"
+    bound = DISTINCT_PUZZLES.get((box.rows, box.cols))
+    if bound is not None and len(exclude) + count > bound:
+        raise ValueError(f"a {board} board has only {bound:,} distinct puzzles (up to symmetry); "
+                         f"{len(exclude) + count:,} were asked for (train and test together)")
     max_attempts = max_attempts or 1000 * count + 10_000
     puzzles, solutions, ratings = [], [], []
-    attempts = 0
+    attempts = duplicates = 0
     while len(puzzles) < count:
         attempts += 1
         if attempts > max_attempts:
@@ -385,7 +400,13 @@ def generate_puzzles(count: int, box: Box, rng: np.random.Generator, min_blanks:
             continue
         key = canonical_key(puzzle, box)
         if key in exclude:
+            duplicates += 1
+            if duplicates >= STALL_DUPLICATES:
+                raise RuntimeError(f"found only {len(exclude):,} distinct {board} puzzles (up to symmetry) of the "
+                                   f"{len(exclude) - len(puzzles) + count:,} needed: the last {duplicates:,} were all "
+                                   f"repeats, so too few exist with these settings; ask for fewer")
             continue
+        duplicates = 0
         exclude.add(key)
         puzzles.append(puzzle)
         solutions.append(solution)
