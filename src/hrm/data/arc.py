@@ -204,6 +204,9 @@ def read_kaggle(challenges: Path) -> list[ArcTask]:
         outputs = all_solutions.get(task_id)
         if not isinstance(task, dict) or not isinstance(task.get("test"), list):
             raise ArcInputError(f"{where}: missing or invalid 'test' list")
+        for i, example in enumerate(task["test"]):
+            if not isinstance(example, dict):  # merged below with dict(example, ...)
+                raise ArcInputError(f"{where}: test[{i}] must be an object with an 'input' grid")
         if not isinstance(outputs, list) or len(outputs) != len(task["test"]):
             raise ArcInputError(f"{solutions_path}: task {task_id} needs {len(task['test'])} test outputs")
         merged = dict(task, test=[dict(example, output=output) for example, output in zip(task["test"], outputs)])

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from hrm.data.format import DatasetFormatError
+from hrm.data.format import DatasetFormatError, check_output_dir
 
 # OSErrors (full disk, a file where a folder should be) are reported apart, by hrm.files.describe_os_error.
 _USER_ERRORS: tuple[type[BaseException], ...] = (DatasetFormatError, ValueError, RuntimeError)
@@ -198,6 +198,8 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     handlers = {"sudoku": _sudoku, "maze": _maze, "arc": _arc, "check": _check, "show": _show}
     try:
+        if args.command in ("sudoku", "maze", "arc"):  # refuse a bad --output-dir before the work, not after
+            check_output_dir(args.output_dir)
         handlers[args.command](args)
     except OSError as error:  # a full disk, a read-only or missing folder: one line, no traceback
         from hrm.files import describe_os_error

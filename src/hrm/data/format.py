@@ -254,6 +254,13 @@ def write_json(path: Path, value: Any) -> None:
         json.dump(value, f)
 
 
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """A dataset can be built at `output_dir`: nothing is there, and no ancestor is a regular file."""
+    check_parent_dirs(output_dir)
+    if Path(output_dir).exists():
+        raise FileExistsError(f"{output_dir}: output folder already exists; choose another --output-dir or remove it")
+
+
 class DatasetWriter:
     """Build a dataset in a temporary folder; `commit()` renames it to `output_dir`.
 
@@ -268,9 +275,7 @@ class DatasetWriter:
 
     def __init__(self, output_dir: str | os.PathLike, builder: str, arguments: dict[str, Any], seed: int | None):
         self.output_dir = Path(output_dir)
-        check_parent_dirs(self.output_dir)
-        if self.output_dir.exists():
-            raise FileExistsError(f"{self.output_dir}: output folder already exists; choose another --output-dir or remove it")
+        check_output_dir(self.output_dir)
         self.output_dir.parent.mkdir(parents=True, exist_ok=True)
         self.builder, self.arguments, self.seed = builder, arguments, seed
         # Removes what earlier runs killed mid-build (SIGKILL, power loss) left behind for this target.
