@@ -137,7 +137,8 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
             version = np.lib.format.read_magic(f)
             reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran_order, dtype = reader(f)
-        except (ValueError, EOFError, TypeError, SyntaxError, OverflowError) as error:
+        except Exception as error:  # numpy parses the header with tokenize and ast: ValueError, SyntaxError,
+            # TokenError, MemoryError (a huge literal) ... all mean the same thing here
             reason = " ".join(str(error).split())[:200]  # numpy quotes the header, which may hold newlines
             raise DatasetFormatError(f"{path}: not a valid .npy file ({reason})") from None
         offset = f.tell()

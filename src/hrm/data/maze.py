@@ -283,10 +283,8 @@ def _check_maze(question: str, answer: str, where: str) -> tuple[np.ndarray, np.
 def read_maze_csv(path: str | Path, skip_invalid: bool, report: MazeReport) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Read mazes in the original CSV format: a list of (input tokens, label tokens, path length)."""
     path = Path(path)
-    if not path.is_file():
-        raise MazeInputError(f"{path}: file not found")
     mazes, size = [], None
-    for where, row in source_csv.read_rows(path, path.read_text(encoding="utf-8"), MazeInputError):
+    for where, row in source_csv.read_rows(path, source_csv.read_text(path, MazeInputError), MazeInputError):
         try:
             source_csv.check_columns(row, where, MazeInputError)
             tokens, label, unique = _check_maze(row[1], row[2], where)

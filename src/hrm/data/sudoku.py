@@ -88,12 +88,7 @@ class SudokuRecord:
 def read_sudoku_file(path: str | Path, box: Box = Box()) -> list[SudokuRecord]:
     """Read a CSV in the original format or a plain list; errors name the file, line and character."""
     path = Path(path)
-    if not path.is_file():
-        raise SudokuInputError(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise SudokuInputError(f"{path}: not UTF-8 text ({error})") from None
+    text = source_csv.read_text(path, SudokuInputError)
     first = text.split("\n", 1)[0].strip().lower()
     if first.startswith("source,") or path.suffix.lower() == ".csv":
         return _read_csv(path, text, box)
