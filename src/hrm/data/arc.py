@@ -199,13 +199,17 @@ def read_kaggle(challenges: Path) -> list[ArcTask]:
     evaluation = "evaluation" in challenges.name
     tasks = []
     for task_id in sorted(all_challenges):
-        where = f"{challenges}: task {task_id}"
+        shown = task_id if task_id.isprintable() else repr(task_id)  # keeps the message on one line
+        where = f"{challenges}: task {shown}"
         task = all_challenges[task_id]
         outputs = all_solutions.get(task_id)
         if not isinstance(task, dict) or not isinstance(task.get("test"), list):
             raise ArcInputError(f"{where}: missing or invalid 'test' list")
+        for i, example in enumerate(task["test"]):
+            if not isinstance(example, dict):  # merged below with dict(example, ...)
+                raise ArcInputError(f"{where}: test[{i}] must be an object with an 'input' grid")
         if not isinstance(outputs, list) or len(outputs) != len(task["test"]):
-            raise ArcInputError(f"{solutions_path}: task {task_id} needs {len(task['test'])} test outputs")
+            raise ArcInputError(f"{solutions_path}: task {shown} needs {len(task['test'])} test outputs")
         merged = dict(task, test=[dict(example, output=output) for example, output in zip(task["test"], outputs)])
         tasks.append(_parse_task(merged, task_id, evaluation, where))
     return tasks

@@ -15,9 +15,10 @@ import argparse
 import os
 import sys
 
-from hrm.data.format import DatasetFormatError
+from hrm.data.format import DatasetFormatError, check_output_dir
 
-_USER_ERRORS: tuple[type[BaseException], ...] = (DatasetFormatError, FileExistsError, ValueError, RuntimeError)
+# OSErrors (full disk, a file where a folder should be) are reported apart, by hrm.files.describe_os_error.
+_USER_ERRORS: tuple[type[BaseException], ...] = (DatasetFormatError, ValueError, RuntimeError)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -127,26 +128,64 @@ def _check(args: argparse.Namespace) -> None:
     print("OK")
 
 
+def _show_kind(path: str, seq_len: int, vocab_size: int):
+    """(kind, box) to draw a dataset with: the manifest's builder (and Sudoku box) when they fit the
+    dataset's shape, else a guess from the shape. A manifest that contradicts the shape is refused, so
+    that drawing never indexes out of range."""
+    import math
+    from pathlib import Path
+
+    from hrm.data import arc, draw, maze
+    from hrm.data.manifest import MANIFEST, read_manifest
+    from hrm.data.sudoku_solver import Box
+
+    manifest = read_manifest(path) or {}
+    kind = manifest.get("builder")
+    where = Path(path) / MANIFEST
+    if kind not in ("sudoku", "maze", "arc"):
+        kind = draw.guess_kind(seq_len, vocab_size)
+    box = None
+    if kind == "sudoku":
+        box_text = (manifest.get("arguments") or {}).get("box")
+        try:
+            box = Box.parse(box_text) if isinstance(box_text, str) else draw.default_box(math.isqrt(seq_len))
+        except (ValueError, ZeroDivisionError):
+            raise DatasetFormatError(f"{where}: argument box {box_text!r} is not a Sudoku box shape") from None
+        fits = box.rows > 0 and box.cols > 0 and box.cells == seq_len and vocab_size == box.size + 2
+    elif kind == "maze":
+        fits = math.isqrt(seq_len) ** 2 == seq_len and vocab_size == maze.VOCAB_SIZE
+    else:
+        fits = seq_len == arc.SEQ_LEN and vocab_size == arc.VOCAB_SIZE
+    if not fits:
+        raise DatasetFormatError(f"{where}: a {kind} dataset cannot have seq_len {seq_len} and vocab_size {vocab_size}")
+    return kind, box
+
+
 def _show(args: argparse.Namespace) -> None:
     import numpy as np
 
     from hrm.data import draw
-    from hrm.data.check import builder_of
-    from hrm.data.format import load_identifiers, load_metadata, load_set_arrays
-    from hrm.data.manifest import read_manifest
-    from hrm.data.sudoku_solver import Box
+    from hrm.data.format import array_path, load_identifiers, load_metadata, load_set_arrays, validate_set_structure
 
     metadata = load_metadata(args.path, args.split)
-    kind = builder_of(args.path) or draw.guess_kind(metadata.seq_len, metadata.vocab_size)
-    manifest = read_manifest(args.path) or {}
-    box_text = (manifest.get("arguments") or {}).get("box")
-    box = Box.parse(box_text) if kind == "sudoku" and box_text else None
+    kind, box = _show_kind(args.path, metadata.seq_len, metadata.vocab_size)
     identifiers = load_identifiers(args.path)
+    if metadata.num_puzzle_identifiers != len(identifiers):
+        raise DatasetFormatError(f"{args.path}/{args.split}/dataset.json: num_puzzle_identifiers "
+                                 f"{metadata.num_puzzle_identifiers}, identifiers.json has {len(identifiers)} names")
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     arrays = load_set_arrays(args.path, args.split, metadata.sets[0])
+    # The index tables are checked (cheap) so that the look-ups below stay in range; only the shown rows'
+    # tokens are checked, not the whole split (that is `hrm data check`).
+    validate_set_structure(arrays, metadata, str(array_path(args.path, args.split, metadata.sets[0], "")).removesuffix("__.npy"))
     for index in args.index:
         if not 0 <= index < len(arrays["inputs"]):
             raise ValueError(f"--index {index} is outside 0..{len(arrays['inputs']) - 1} ({args.split} split)")
+        for field_name in ("inputs", "labels"):
+            row = np.asarray(arrays[field_name][index])
+            if ((row < 0) | (row >= metadata.vocab_size)).any():
+                raise DatasetFormatError(f"{array_path(args.path, args.split, metadata.sets[0], field_name)}: example "
+                                         f"{index} holds tokens outside 0..{metadata.vocab_size - 1} (vocab_size)")
         puzzle = int(np.searchsorted(arrays["puzzle_indices"], index, side="right") - 1)
         group = int(np.searchsorted(arrays["group_indices"], puzzle, side="right") - 1)
         name = identifiers[int(arrays["puzzle_identifiers"][puzzle])]
@@ -159,7 +198,14 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     handlers = {"sudoku": _sudoku, "maze": _maze, "arc": _arc, "check": _check, "show": _show}
     try:
+        if args.command in ("sudoku", "maze", "arc"):  # refuse a bad --output-dir before the work, not after
+            check_output_dir(args.output_dir)
         handlers[args.command](args)
+    except OSError as error:  # a full disk, a read-only or missing folder: one line, no traceback
+        from hrm.files import describe_os_error
+        where = getattr(args, "output_dir", None) or getattr(args, "path", None)
+        print(f"hrm data {args.command}: error: {describe_os_error(error, where)}", file=sys.stderr)
+        return 1
     except _USER_ERRORS as error:
         print(f"hrm data {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -16,15 +16,17 @@ labels are streamed to disk group by group, so a build never holds the whole dat
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-import tempfile
 from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hrm.files import check_parent_dirs, make_partial_dir
 
 SPLITS = ("train", "test")
 ARRAY_FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -90,6 +92,10 @@ def read_json(path: Path, error: type[Exception] | None = None) -> Any:
     except json.JSONDecodeError as e:
         raise error(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise error(f"{path}: JSON nested too deeply") from None
+    except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text ({e})") from None
 
 
@@ -110,13 +116,40 @@ def load_set_arrays(data_path: str | os.PathLike, split: str, set_name: str) -> 
     arrays = {}
     for name in ARRAY_FIELDS:
         path = array_path(data_path, split, set_name, name)
-        if not path.is_file():
-            raise DatasetFormatError(f"{path}: file not found")
+        npy_header(path)  # refuses a truncated file or a header that lies, before np.load allocates
         try:
             arrays[name] = np.load(path, mmap_mode="r" if name in ("inputs", "labels") else None)
-        except ValueError as error:
+        except (ValueError, EOFError, OSError) as error:
             raise DatasetFormatError(f"{path}: not a readable .npy array ({error})") from None
     return arrays
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """(shape, dtype, fortran_order, data offset) of a .npy file, without reading its data.
+
+    The header must describe exactly the bytes the file holds: a header that claims a larger shape
+    than the file (truncated, or corrupt) is refused here, so that no caller ever allocates for it.
+    """
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = reader(f)
+        except Exception as error:  # numpy parses the header with tokenize and ast: ValueError, SyntaxError,
+            # TokenError, MemoryError (a huge literal) ... all mean the same thing here
+            reason = " ".join(str(error).split())[:200]  # numpy quotes the header, which may hold newlines
+            raise DatasetFormatError(f"{path}: not a valid .npy file ({reason})") from None
+        offset = f.tell()
+    if dtype.hasobject:
+        raise DatasetFormatError(f"{path}: holds Python objects (dtype {dtype}), not numbers")
+    expected = math.prod(shape) * dtype.itemsize          # Python ints: no overflow for absurd shapes
+    held = path.stat().st_size - offset
+    if held != expected:
+        raise DatasetFormatError(f"{path}: holds {held} data bytes, its header {tuple(shape)} {dtype} needs {expected}"
+                                 + (" (truncated?)" if held < expected else ""))
+    return shape, dtype, fortran_order, offset
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,6 +255,13 @@ def write_json(path: Path, value: Any) -> None:
         json.dump(value, f)
 
 
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """A dataset can be built at `output_dir`: nothing is there, and no ancestor is a regular file."""
+    check_parent_dirs(output_dir)
+    if Path(output_dir).exists():
+        raise FileExistsError(f"{output_dir}: output folder already exists; choose another --output-dir or remove it")
+
+
 class DatasetWriter:
     """Build a dataset in a temporary folder; `commit()` renames it to `output_dir`.
 
@@ -236,13 +276,11 @@ class DatasetWriter:
 
     def __init__(self, output_dir: str | os.PathLike, builder: str, arguments: dict[str, Any], seed: int | None):
         self.output_dir = Path(output_dir)
-        if self.output_dir.exists():
-            raise FileExistsError(f"{self.output_dir}: output folder already exists; choose another --output-dir or remove it")
-        parent = self.output_dir.parent
-        if not parent.is_dir():
-            parent.mkdir(parents=True, exist_ok=True)
+        check_output_dir(self.output_dir)
+        self.output_dir.parent.mkdir(parents=True, exist_ok=True)
         self.builder, self.arguments, self.seed = builder, arguments, seed
-        self.temp_dir = Path(tempfile.mkdtemp(prefix=f".{self.output_dir.name}.partial-", dir=parent))
+        # Removes what earlier runs killed mid-build (SIGKILL, power loss) left behind for this target.
+        self.temp_dir = make_partial_dir(self.output_dir)
         self.splits: dict[str, SplitWriter] = {}
         self.committed = False
 
@@ -271,13 +309,19 @@ class DatasetWriter:
     def __enter__(self) -> "DatasetWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         if not self.committed:
             for split_writer in self.splits.values():
                 for stream in (split_writer.inputs, split_writer.labels):
-                    if not stream.file.closed:
+                    try:
                         stream.file.close()
+                    except OSError:  # flushing the last block fails again on a full disk; it is deleted anyway
+                        pass
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # The failing file lies in the temporary folder, just deleted, and a failed write() names no
+            # file at all: report the dataset being built instead.
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(self.output_dir)) from exc
 
 
 def validate_set_structure(arrays: dict[str, np.ndarray], metadata: DatasetMetadata, where: str) -> None:

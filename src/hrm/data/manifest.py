@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm.data.format import DatasetFormatError, read_json
+from hrm.data.format import DatasetFormatError, npy_header, read_json
 
 FORMAT_NAME = "hrm-puzzle-dataset"
 FORMAT_VERSION = 1
@@ -41,18 +41,6 @@ def dataset_files(root: Path) -> list[str]:
     return files
 
 
-def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
-    """(shape, dtype, fortran_order, data offset) of a .npy file, without reading its data."""
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = reader(f)
-        except ValueError as error:
-            raise DatasetFormatError(f"{path}: not a valid .npy file ({error})") from None
-        return shape, dtype, fortran_order, f.tell()
-
-
 def file_hash(path: Path) -> dict[str, Any]:
     """The manifest entry of one file."""
     if not path.is_file():
@@ -67,16 +55,11 @@ def file_hash(path: Path) -> dict[str, Any]:
     digest.update(f"{dtype.str}|{list(shape)}|".encode())
     if fortran_order:  # rare: hash the C-order data so the hash does not depend on the layout on disk
         digest.update(np.ascontiguousarray(np.load(path)).tobytes())
-    else:
-        expected = int(np.prod(shape)) * dtype.itemsize
+    else:  # npy_header has checked that the file holds exactly the data its header describes
         with open(path, "rb") as f:
             f.seek(offset)
-            read = 0
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
-                read += len(chunk)
-        if read != expected:
-            raise DatasetFormatError(f"{path}: holds {read} data bytes, its header {tuple(shape)} {dtype} needs {expected}")
     return {"sha256": digest.hexdigest(), "dtype": dtype.str, "shape": list(shape)}
 
 
@@ -136,6 +119,18 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
     for key in ("files", "dataset_hash"):
         if key not in manifest:
             raise DatasetFormatError(f"{path}: missing field '{key}'")
+    # Checked here, once, so that every reader can index the entries without a KeyError or TypeError.
+    if not isinstance(manifest["dataset_hash"], str):
+        raise DatasetFormatError(f"{path}: field 'dataset_hash' must be a string")
+    if not isinstance(manifest["files"], dict):
+        raise DatasetFormatError(f"{path}: field 'files' must be an object of file name -> entry")
+    for name, entry in manifest["files"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise DatasetFormatError(f"{path}: files[{name!r}] needs a 'sha256' string")
+        if name.endswith(".npy") and not (isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list)):
+            raise DatasetFormatError(f"{path}: files[{name!r}] needs a 'dtype' string and a 'shape' list")
+    if "arguments" in manifest and not isinstance(manifest["arguments"], (dict, type(None))):
+        raise DatasetFormatError(f"{path}: field 'arguments' must be an object")
     return manifest
 
 

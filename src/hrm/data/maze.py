@@ -205,16 +205,28 @@ def canonical_key(tokens: np.ndarray) -> bytes:
     return min(np.ascontiguousarray(dihedral_transform(grid, t)).tobytes() for t in range(NUM_DIHEDRAL))
 
 
+# Generation gives up after this many mazes in a row that were all equivalent to ones already drawn.
+STALL_DUPLICATES = 2000
+
+
 def generate_mazes(count: int, n: int, rng: np.random.Generator, min_path_length: int = 0,
                    exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`count` mazes, none equivalent (under the 8 dihedral transforms) to another or to a key in `exclude`."""
     exclude = exclude if exclude is not None else set()
     inputs, labels = [], []
+    duplicates = 0
     while len(inputs) < count:
         tokens, label = generate_maze(n, rng, min_path_length)
         key = canonical_key(tokens)
         if key in exclude:
+            # Small boards have few distinct mazes: stop when a long run of draws brings nothing new.
+            duplicates += 1
+            if duplicates >= STALL_DUPLICATES:
+                raise RuntimeError(f"found only {len(exclude):,} distinct {n}x{n} mazes (up to rotation and "
+                                   f"reflection) of the {len(exclude) - len(inputs) + count:,} needed: the last "
+                                   f"{duplicates:,} were all repeats, so too few exist; ask for fewer or a larger --size")
             continue
+        duplicates = 0
         exclude.add(key)
         inputs.append(tokens)
         labels.append(label)
@@ -271,10 +283,8 @@ def _check_maze(question: str, answer: str, where: str) -> tuple[np.ndarray, np.
 def read_maze_csv(path: str | Path, skip_invalid: bool, report: MazeReport) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Read mazes in the original CSV format: a list of (input tokens, label tokens, path length)."""
     path = Path(path)
-    if not path.is_file():
-        raise MazeInputError(f"{path}: file not found")
     mazes, size = [], None
-    for where, row in source_csv.read_rows(path, path.read_text(encoding="utf-8"), MazeInputError):
+    for where, row in source_csv.read_rows(path, source_csv.read_text(path, MazeInputError), MazeInputError):
         try:
             source_csv.check_columns(row, where, MazeInputError)
             tokens, label, unique = _check_maze(row[1], row[2], where)

@@ -9,6 +9,16 @@ from pathlib import Path
 CSV_HEADER = ["source", "question", "answer", "rating"]
 
 
+def read_text(path: Path, error: type[Exception]) -> str:
+    """A source file's text, or `error` naming the file (missing, or not UTF-8)."""
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
 def read_rows(path: Path, text: str, error: type[Exception]) -> Iterator[tuple[str, list[str]]]:
     """(where, row) for every non-blank row after the header; `where` is "file:line".
 
