@@ -1,5 +1,6 @@
-"""Helpers shared by the tests: where ../shared lives (skip, or fail under CI, when it is missing), the
-reference fixture, and the error measure of the ports.
+"""Helpers shared by the tests: the reference fixtures the repo carries (tests/fixtures), where ../shared
+lives (skip, or fail under CI, when it is missing: only the real datasets still need it), and the error
+measure of the ports.
 
 NOTE: a plain module with a unique name, imported as `from reference_helpers import ...`: several test
 folders have a conftest.py, so `from conftest import ...` can find the wrong one.
@@ -15,6 +16,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HRM_SHARED", REPO.parent / "shared"))
+# Committed copies of ../shared/reference (recorded from the original code; see test_fixture_copies.py),
+# so that a plain clone runs every fixture test.
+FIXTURES = REPO / "tests" / "fixtures"
+FIXTURE_FILES = ("hrm_act_v1_small.json", "hrm_act_v1_small.safetensors", "trm_small.json", "trm_small.safetensors")
 
 
 def require_shared(relative: str) -> Path:
@@ -28,10 +33,17 @@ def require_shared(relative: str) -> Path:
     return path
 
 
+def fixture_path(name: str) -> Path:
+    """A committed fixture file. No skip: it is part of the repo, so a missing one is a broken checkout."""
+    path = FIXTURES / name
+    assert path.is_file(), f"{path} is missing: the repo's reference fixtures live in tests/fixtures"
+    return path
+
+
 @functools.cache
 def load_fixture():
     from hrm.models.reference import Fixture
-    return Fixture(require_shared("reference/hrm_act_v1_small.json"))
+    return Fixture(fixture_path("hrm_act_v1_small.json"))
 
 
 def rel_error(ours, ref) -> float:

@@ -13,8 +13,8 @@ from hrm.models.reference import Fixture, ReferenceRun
 
 @pytest.fixture(scope="module")
 def fixture():
-    from reference_helpers import require_shared
-    return Fixture(require_shared("reference/hrm_act_v1_small.json"))
+    from reference_helpers import fixture_path
+    return Fixture(fixture_path("hrm_act_v1_small.json"))   # not the cached load_fixture(): this module keeps its own records
 
 
 def test_run_act_matches_the_recorded_eval_loop(fixture):

@@ -1,4 +1,4 @@
-"""Our HRM against the fixture recorded from the original code (../shared/reference)."""
+"""Our HRM against the fixture recorded from the original code (tests/fixtures, copied from ../shared/reference)."""
 from __future__ import annotations
 
 import pytest
@@ -7,13 +7,10 @@ import torch
 from hrm.models.reference import (INIT_MAX_DIFFERING, INIT_MAX_ULP, Fixture, ReferenceRun, compare, format_report, main,
                                   ulp_distances)
 
-FIXTURE = "reference/hrm_act_v1_small.json"
-
-
 @pytest.fixture(scope="module")
 def fixture():
-    from reference_helpers import require_shared
-    return Fixture(require_shared(FIXTURE))
+    from reference_helpers import fixture_path
+    return Fixture(fixture_path("hrm_act_v1_small.json"))   # not the cached load_fixture(): this module keeps its own records
 
 
 @pytest.fixture(scope="module")

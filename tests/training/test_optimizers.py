@@ -108,11 +108,12 @@ def test_sparse_signsgd_sums_duplicates_and_decays_only_touched_rows():
     torch.testing.assert_close(weights, expected)
 
 
-def test_sparse_signsgd_matches_original_fixture(shared):
+def test_sparse_signsgd_matches_original_fixture():
+    from reference_helpers import fixture_path
     from safetensors.torch import load_file
 
-    records = load_file(str(shared("reference/hrm_act_v1_small.safetensors")))
-    sidecar = json.loads(shared("reference/hrm_act_v1_small.json").read_text())
+    records = load_file(str(fixture_path("hrm_act_v1_small.safetensors")))
+    sidecar = json.loads(fixture_path("hrm_act_v1_small.json").read_text())
     cfg = sidecar["config"]
     embedding = CastedSparseEmbedding(cfg["num_puzzle_identifiers"], cfg["puzzle_emb_ndim"], cfg["batch_size"],
                                       init_std=0, cast_to=torch.float32)

@@ -15,6 +15,11 @@ model under the procedures below. We replay each procedure with our model and co
   variant_*        eval with learned positions, and with a 2-position puzzle embedding
 
 Floats must agree within the sidecar's atol/rtol; booleans, step counts and integer metrics exactly.
+
+A fixture may hold only some of these groups: we replay the ones whose records it holds, report a line for
+each one it does not, and pass if what it holds passes. A fixture that cannot be read (sidecar not JSON or
+missing a key, records missing, truncated, or not fitting the index or the config) is a one-line error,
+exit status 2, as is a fixture of an architecture this hrm does not implement yet.
 """
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ import argparse
 import dataclasses
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from hrm.models import HRMConfig, build_model
-from hrm.models.checkpoint import load_state_into, read_safetensors
+from hrm.models.checkpoint import CheckpointError, load_state_into, read_safetensors
 
 
 # NOTE: the init is the original's float32 ops in the original's RNG order, but torch's float32 erfinv goes
@@ -62,15 +68,135 @@ class GroupReport:
         return all(c.ok for c in self.comparisons)
 
 
+class FixtureError(ValueError):
+    """A fixture that cannot be checked; the message names the file and the key."""
+
+
+# The sidecar's config keys that fix the architecture: the recorded model is only rebuilt faithfully if
+# none of them falls back to one of HRMConfig's defaults.
+REQUIRED_CONFIG = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers", "H_cycles", "L_cycles",
+                   "H_layers", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
+                   "puzzle_emb_ndim", "rms_norm_eps", "rope_theta", "halt_max_steps", "halt_exploration_prob")
+SUPPORTED_ARCHITECTURES = ("hrm_act_v1",)
+# The original files every recording lists besides its model file.
+_SHARED_FILES = {"common.py", "layers.py", "losses.py", "sparse_embedding.py", "ema.py"}
+EXPLORATION_DRAWS = ("explore_rand", "explore_randint")
+
+
+def fixture_architecture(meta: dict) -> tuple[str, str]:
+    """(architecture, where the fixture says so). An explicit config name wins; the recordings so far
+    name none, so the model file among original_files_sha256 decides (models/hrm/hrm_act_v1.py,
+    models/recursive_reasoning/trm.py); with neither, the format's first architecture, hrm_act_v1."""
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    for key in ("name", "arch", "architecture"):
+        if isinstance(config.get(key), str):
+            # "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1" -> "trm"
+            return config[key].split("@")[0].split(".")[-1], f"config.{key} = {config[key]!r}"
+    files = meta.get("original_files_sha256")
+    if isinstance(files, dict):
+        models = [f for f in files if f.startswith("models/") and f.endswith(".py")
+                  and f.rsplit("/", 1)[-1] not in _SHARED_FILES]
+        if len(models) == 1:
+            return Path(models[0]).stem, f"its model file {models[0]}; the config names none"
+    return "hrm_act_v1", "assumed: the fixture names no architecture"
+
+
 class Fixture:
     def __init__(self, json_path: str | Path):
         self.json_path = Path(json_path)
-        self.meta = json.loads(self.json_path.read_text())
-        self.records = read_safetensors(self.json_path.with_suffix(".safetensors"))
-        tol = self.meta.get("suggested_tolerances", {}).get("float_outputs", "")
-        self.atol = _parse_tolerance(tol, "atol")
-        self.rtol = _parse_tolerance(tol, "rtol")
+        self.meta = self._read_sidecar()
+        records_path = self.json_path.with_suffix(".safetensors")
+        if not records_path.is_file():
+            raise FixtureError(f"{records_path}: no such file (the records of {self.json_path.name})")
+        try:
+            self.records = read_safetensors(records_path)
+        except CheckpointError as e:
+            raise FixtureError(str(e).splitlines()[0]) from e
+        self._check_records(records_path)
+        tolerances = self.meta.get("suggested_tolerances")
+        tol = tolerances.get("float_outputs", "") if isinstance(tolerances, dict) else ""
+        self.atol = _parse_tolerance(tol if isinstance(tol, str) else "", "atol")
+        self.rtol = _parse_tolerance(tol if isinstance(tol, str) else "", "rtol")
         self.batch_size = self.meta["config"]["batch_size"]
+
+    def _error(self, message: str) -> FixtureError:
+        return FixtureError(f"{self.json_path}: {message}")
+
+    def _read_sidecar(self) -> dict:
+        try:
+            meta = json.loads(self.json_path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise self._error(f"cannot read the sidecar ({e})") from e
+        except json.JSONDecodeError as e:
+            raise self._error(f"the sidecar is not JSON ({e})") from e
+        if not isinstance(meta, dict):
+            raise self._error(f"the sidecar is a JSON {type(meta).__name__}, not an object")
+        architecture, where = fixture_architecture(meta)
+        if architecture not in SUPPORTED_ARCHITECTURES:
+            raise self._error(f"architecture {architecture!r} ({where}) is not available yet; "
+                              f"hrm checks {', '.join(SUPPORTED_ARCHITECTURES)} fixtures")
+        for key in ("config", "records", "seeds"):
+            if key not in meta:
+                raise self._error(f"the sidecar has no {key!r} key")
+        if not isinstance(meta["config"], dict):
+            raise self._error("the sidecar's 'config' is not an object")
+        for key in REQUIRED_CONFIG:
+            if key not in meta["config"]:
+                raise self._error(f"the sidecar has no 'config.{key}' key")
+        if not isinstance(meta["seeds"], dict) or "model_init" not in meta["seeds"]:
+            raise self._error("the sidecar has no 'seeds.model_init' key")
+        if not isinstance(meta["records"], list):
+            raise self._error("the sidecar's 'records' (the record index) is not a list")
+        for i, entry in enumerate(meta["records"]):
+            for key in ("name", "shape", "dtype"):
+                if not isinstance(entry, dict) or key not in entry:
+                    raise self._error(f"the record index entry records[{i}] has no {key!r} key")
+        self.meta = meta
+        try:
+            self.config()
+        except (TypeError, ValueError) as e:
+            raise self._error(f"the sidecar's 'config' does not make a model ({e})") from e
+        return meta
+
+    def _check_records(self, records_path: Path) -> None:
+        """The safetensors must hold exactly the indexed records, as indexed, and the inputs we feed the
+        model must fit the config: otherwise the replay would fail somewhere deep inside the model."""
+        index = {entry["name"]: entry for entry in self.meta["records"]}
+        for name, entry in index.items():
+            if name not in self.records:
+                raise FixtureError(f"{records_path}: record {name!r} is in the sidecar's record index "
+                                   "but not in the file")
+            tensor = self.records[name]
+            if list(tensor.shape) != entry["shape"]:
+                raise FixtureError(f"{records_path}: record {name!r} has shape {list(tensor.shape)}, "
+                                   f"the sidecar's record index says {entry['shape']}")
+            if str(tensor.dtype).removeprefix("torch.") != entry["dtype"]:
+                raise FixtureError(f"{records_path}: record {name!r} is {str(tensor.dtype).removeprefix('torch.')}, "
+                                   f"the sidecar's record index says {entry['dtype']}")
+        for name in self.records:
+            if name not in index:
+                raise FixtureError(f"{records_path}: record {name!r} is not in the sidecar's record index")
+        if not self.params():
+            raise FixtureError(f"{records_path}: no param.* records (the weights every procedure loads)")
+        config = self.meta["config"]
+        B, S = config["batch_size"], config["seq_len"]
+        needed = {"inputs": [B, S], "labels": [B, S], "puzzle_identifiers": [B]}
+        batches = {1} if self.has_prefix(("eval.", "variant_")) else set()
+        batches |= set(range(1, max(self.calls("train"), self.calls("train_noexplore")) + 1))
+        if self.has_prefix("grad."):
+            batches.add(1)
+        for n in sorted(batches):
+            for key, shape in needed.items():
+                name = f"batch{n}.{key}"
+                if name not in self.records:
+                    raise FixtureError(f"{records_path}: no record {name!r} (the procedures replayed need batch{n})")
+                if list(self.records[name].shape) != shape:
+                    raise FixtureError(f"{records_path}: record {name!r} has shape {list(self.records[name].shape)}; "
+                                       f"config batch_size {B}, seq_len {S} need {shape}")
+        for name, tensor in self.records.items():
+            if name.endswith(EXPLORATION_DRAWS) and list(tensor.shape) != [B]:
+                raise FixtureError(f"{records_path}: record {name!r} has shape {list(tensor.shape)}; "
+                                   f"config batch_size {B} needs [{B}] (one draw per row)")
 
     def config(self, **changes) -> HRMConfig:
         fields = {f.name for f in dataclasses.fields(HRMConfig)}
@@ -85,6 +211,25 @@ class Fixture:
 
     def has(self, name: str) -> bool:
         return name in self.records
+
+    def has_prefix(self, prefix: str | tuple[str, ...]) -> bool:
+        return any(name.startswith(prefix) for name in self.records)
+
+    def calls(self, prefix: str) -> int:
+        """The number of training calls recorded under `prefix` (its largest callN)."""
+        pattern = re.compile(rf"{re.escape(prefix)}\.call(\d+)\.")
+        numbers = [int(m.group(1)) for name in self.records if (m := pattern.match(name))]
+        return max(numbers, default=0)
+
+    def train_outputs(self) -> bool:
+        """Whether the fixture holds exploring training-call outputs (not just their inputs)."""
+        return any(name.startswith("train.call") and not name.endswith(EXPLORATION_DRAWS + ("signsgd_weights_after",))
+                   for name in self.records)
+
+    def missing_draws(self) -> list[int]:
+        """The exploring training calls whose recorded exploration draws are not in the fixture."""
+        return [n for n in range(1, self.calls("train") + 1)
+                if not all(self.has(f"train.call{n}.{draw}") for draw in EXPLORATION_DRAWS)]
 
 
 def _parse_tolerance(text: str, key: str, default: float = 1e-4) -> float:
@@ -123,6 +268,7 @@ class ReferenceRun:
     def __init__(self, fixture: Fixture):
         self.fx = fixture
         self.groups: dict[str, GroupReport] = {}
+        self.absent: dict[str, str] = {}
 
     def check(self, group: str, name: str, ours) -> None:
         if not self.fx.has(name):
@@ -181,7 +327,9 @@ class ReferenceRun:
                 if all_halted or step > 64:
                     break
 
-    def run_train(self, group: str, prefix: str, inject: bool, **changes) -> None:
+    def run_train(self, group: str, prefix: str, inject: bool, grad_group: str | None = None, **changes) -> None:
+        """The training-mode calls recorded under `prefix`; the call-1 `grad.*` records (when prefix is
+        "train") are compared under `grad_group`, or under `group` when that is None."""
         head = self.model(**changes)
         head.train()
         act = head.model
@@ -194,7 +342,8 @@ class ReferenceRun:
         params = dict(head.named_parameters())
         torch.manual_seed(self.fx.meta["seeds"].get("train_rng", 1234))
         carry = head.initial_carry(self.fx.batch(1))
-        n_calls = len(self.fx.meta[prefix]["per_call"]) if prefix in self.fx.meta else 5
+        # As many calls as the fixture recorded; one when it holds only the call-1 gradients.
+        n_calls = max(self.fx.calls(prefix), 1)
         for call_no in range(1, n_calls + 1):
             carry, loss, metrics, outputs, _ = head(
                 carry, self.fx.batch(call_no),
@@ -217,9 +366,8 @@ class ReferenceRun:
             if puzzle_emb is not None and puzzle_emb.local_weights.grad is not None:
                 grads["model.inner.puzzle_emb.local_weights"] = puzzle_emb.local_weights.grad
             grad_prefix = "grad" if (prefix == "train" and call_no == 1) else f"{p}.grad"
-            grad_group = "grad" if grad_prefix == "grad" and group == "train" else group
             for k, g in grads.items():
-                self.check(grad_group, f"{grad_prefix}.{k}", g)
+                self.check(grad_group if grad_prefix == "grad" and grad_group else group, f"{grad_prefix}.{k}", g)
             head.zero_grad(set_to_none=True)
             if puzzle_emb is not None:
                 puzzle_emb.local_weights.grad = None
@@ -236,17 +384,48 @@ class ReferenceRun:
             self.run_eval("variant_pe80", self.model(params, puzzle_emb_ndim=table.shape[1]), "variant_pe80.eval")
 
     def run_all(self) -> dict[str, GroupReport]:
+        """Replay the procedures whose records the fixture holds; `self.absent` says why each other group
+        was not compared."""
+        fx = self.fx
         self.run_init()
-        self.run_eval("eval", self.model(), "eval")
-        self.run_train("train_noexplore", "train_noexplore", inject=False, halt_exploration_prob=0.0)
-        self.run_train("train", "train", inject=True)
-        # Without injection our draws come from torch's CPU RNG in the original's order, so they match too.
-        self.run_train("train (torch RNG)", "train", inject=False)
+        if fx.has_prefix("eval."):
+            self.run_eval("eval", self.model(), "eval")
+        if fx.has_prefix("train_noexplore."):
+            self.run_train("train_noexplore", "train_noexplore", inject=False, halt_exploration_prob=0.0)
+        injectable = fx.calls("train") > 0 and not fx.missing_draws()
+        if injectable and (fx.train_outputs() or fx.has_prefix("grad.")):
+            self.run_train("train", "train", inject=True, grad_group="grad")
+        if fx.train_outputs() or (fx.has_prefix("grad.") and not injectable):
+            # Without injection our draws come from torch's CPU RNG in the original's order, so they match
+            # too. Without recorded draws this run is also the one that checks the call-1 gradients, which
+            # do not depend on the exploration.
+            self.run_train("train (torch RNG)", "train", inject=False, grad_group=None if injectable else "grad")
         self.run_variants()
+        self.absent = {group: self._absent_reason(group) for group in GROUPS if group not in self.groups}
         return self.groups
 
+    def _absent_reason(self, group: str) -> str:
+        if group == "train" and self.fx.train_outputs():
+            calls = ", ".join(map(str, self.fx.missing_draws()))
+            return (f"the fixture holds no exploration draws (train.callN.explore_rand, explore_randint) "
+                    f"for call {calls}; the torch RNG run below compares these calls")
+        return f"the fixture holds no records {GROUPS[group]}"
 
-def format_report(groups: dict[str, GroupReport]) -> str:
+
+# The groups a complete fixture holds, and the records of each (what a missing group's line names).
+GROUPS = {
+    "init": "param.*",
+    "eval": "eval.step*",
+    "train_noexplore": "train_noexplore.call*",
+    "grad": "grad.* (call-1 gradients)",
+    "train": "train.call* (outputs and the exploration draws to inject)",
+    "train (torch RNG)": "train.call* (outputs)",
+    "variant_learned": "variant_learned.*",
+    "variant_pe80": "variant_pe80.*",
+}
+
+
+def format_report(groups: dict[str, GroupReport], absent: dict[str, str] | None = None) -> str:
     lines = [f"{'group':<18} {'records':>7} {'failed':>6} {'max abs err':>12} {'max rel err':>12}  verdict"]
     for g in groups.values():
         floats = [c for c in g.comparisons if not c.exact]
@@ -265,6 +444,8 @@ def format_report(groups: dict[str, GroupReport]) -> str:
                 ulp = (f", {c.max_ulp} ulp, {c.differing} of {c.elements} differ (at most {INIT_MAX_ULP} ulp, "
                        f"{INIT_MAX_DIFFERING:.0%})") if c.max_ulp is not None else ""
                 lines.append(f"    FAIL {c.name}: max abs {c.max_abs:.3e}{ulp}{' (must be exact)' if c.exact else ''}")
+    for name, reason in (absent or {}).items():
+        lines.append(f"absent: {name} — {reason}")
     return "\n".join(lines)
 
 
@@ -275,12 +456,17 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.fixture.is_file():
         parser.exit(2, f"hrm check-reference: {args.fixture}: no such file\n")
-    fixture = Fixture(args.fixture)
-    groups = ReferenceRun(fixture).run_all()
+    try:
+        fixture = Fixture(args.fixture)
+        run = ReferenceRun(fixture)
+        groups = run.run_all()
+    except (FixtureError, CheckpointError) as e:        # CheckpointError: param.* do not fit the config's model
+        print(f"hrm check-reference: {e}", file=sys.stderr)
+        return 2
     total = sum(len(g.comparisons) for g in groups.values())
     print(f"fixture {args.fixture} ({total} records compared; floats: atol {fixture.atol:g}, rtol {fixture.rtol:g}; "
           "integers and flags exact)")
-    print(format_report(groups))
+    print(format_report(groups, run.absent))
     ok = all(g.ok for g in groups.values()) and total > 0
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
