@@ -61,7 +61,7 @@ def test_predictions_from_another_dataset_are_refused(sudoku_dataset, tmp_path):
 
 def test_dataset_errors_name_the_file(sudoku_dataset):
     (sudoku_dataset / "test" / "all__puzzle_indices.npy").write_bytes(b"not numpy")
-    with pytest.raises(VizError, match="all__puzzle_indices.npy: not a readable .npy array"):
+    with pytest.raises(VizError, match="all__puzzle_indices.npy: not a valid .npy file"):
         VizData(sudoku_dataset)
     with pytest.raises(VizError, match="dataset folder not found"):
         VizData(sudoku_dataset / "missing")

@@ -79,7 +79,8 @@ def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[HRMI
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    path = resolve_weights(path)              # a run directory: its latest checkpoint
+    if path.is_dir() and not (path / CONFIG_FILE).is_file():
+        path = resolve_weights(path)          # a run directory: its latest checkpoint
     config_path = (path if path.is_dir() else path.parent) / CONFIG_FILE
     if config_path.is_file():
         meta = json.loads(config_path.read_text())
