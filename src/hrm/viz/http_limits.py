@@ -16,6 +16,7 @@ single deadline, and only then handed to http.server's parser.
 from __future__ import annotations
 
 import io
+import socket
 import sys
 import threading
 import time
@@ -68,6 +69,10 @@ class BoundedHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own refusals (a malformed request line or header, 431, 505) take the same form.
+        self.refuse(code, message or HTTPStatus(code).phrase)
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self._responded = True
         super().send_response(code, message)
@@ -106,6 +111,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
                 if not self._responded:
                     allow = {"Allow": ", ".join(ALLOWED_METHODS)} if refusal.status == 405 else None
                     self.refuse(refusal.status, refusal.message, allow)
+                self.wfile.flush()
+                self._linger()
+                return
             self.wfile.flush()
         except _ClientGone:
             pass
@@ -119,6 +127,21 @@ class BoundedHandler(BaseHTTPRequestHandler):
                     self.refuse(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error ({type(error).__name__}); see the server's log")
                 except OSError:
                     pass
+
+    def _linger(self) -> None:
+        """After a refusal, drain what the client is still sending (bounded in bytes and time) before closing:
+        closing a socket with unread input sends a reset, and the client may lose the refusal with it."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline, drained = time.monotonic() + 1.0, 0
+            while drained < 4 * MAX_HEAD and (remaining := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
 
     def _recv(self, deadline: float, size: int = 4096) -> bytes:
         remaining = deadline - time.monotonic()
