@@ -75,6 +75,10 @@ class BoundedHandler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._responded = True
+        # parse_request sets 'HTTP/0.9' before it checks the version, and http.server writes no status line
+        # or headers for 0.9; no request here is answered as 0.9, so a refusal always says what it is.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
         super().send_response(code, message)
 
     def log_line(self, text: str) -> None:
@@ -213,9 +217,14 @@ class BoundedServer(ThreadingHTTPServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            # Answered from the accepting thread: a short write to a fresh socket, with a timeout.
+            # Answered from the accepting thread, so in bounded time: read what the client has sent within
+            # 50 ms (closing on unread input would send a reset, which can lose the answer), then a short write.
             try:
-                request.settimeout(1.0)
+                request.settimeout(0.05)
+                try:
+                    request.recv(MAX_HEAD)
+                except TimeoutError:
+                    pass
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
                                 b"Content-Length: 29\r\nConnection: close\r\n\r\ntoo many connections; retry\r\n")
             except OSError:
