@@ -174,12 +174,17 @@ def raw_request(port: int, data: bytes, timeout: float = 10, half_close: bool = 
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
-        connection.sendall(data)
-        if half_close:
-            connection.shutdown(socket.SHUT_WR)
         answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+        try:
+            connection.sendall(data)
+            if half_close:
+                connection.shutdown(socket.SHUT_WR)
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            raise                                 # a server that does not answer is a failure
+        except OSError:
+            pass                                  # reset or closed after answering: keep what was read
     first = answer.split(b"\r\n", 1)[0].split()
     status = int(first[1]) if len(first) >= 2 and first[0].startswith(b"HTTP/") and first[1].isdigit() else None
     return status, answer
