@@ -165,3 +165,32 @@ def write_maze_dataset(root: Path) -> Path:
         writer.commit(identifiers=["<blank>"], pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=6)
     return root
 
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10, half_close: bool = True) -> tuple[int | None, bytes]:
+    """Send these exact bytes to 127.0.0.1:port and read the answer to its end: (status, whole answer).
+    Raw, because http.client refuses to send the malformed requests the safety tests need. half_close
+    tells the server that nothing more is coming (so an unfinished request is not waited for)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        answer = b""
+        try:
+            connection.sendall(data)
+            if half_close:
+                connection.shutdown(socket.SHUT_WR)
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            raise                                 # a server that does not answer is a failure
+        except OSError:
+            pass                                  # reset or closed after answering: keep what was read
+    first = answer.split(b"\r\n", 1)[0].split()
+    status = int(first[1]) if len(first) >= 2 and first[0].startswith(b"HTTP/") and first[1].isdigit() else None
+    return status, answer
+
+
+def http_get(target: str | bytes, host: str = "127.0.0.1") -> bytes:
+    """A GET request for exactly this request target, as bytes."""
+    target = target.encode("utf-8", "surrogateescape") if isinstance(target, str) else target
+    return b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n"

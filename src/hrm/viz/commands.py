@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a dataset folder (hrm data's format) and/or a predictions file from hrm eval "
                         "(predictions.safetensors, predictions.npz, or the folder holding it)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on localhost (default {DEFAULT_PORT}; 0 = any free port)")
-    p.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS, help="loopback address to serve on")
+    p.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS,
+                   help="the address to listen on (default 127.0.0.1). Loopback only: the server is reachable "
+                        "from this machine alone; to view it from another, forward the port (ssh -L 8765:127.0.0.1:8765)")
     p.add_argument("--task", choices=TASKS, help="puzzle family, when the dataset does not say (its manifest's builder)")
     p.add_argument("--model", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="a trained model: exported to ONNX and served, so the page can solve Sudoku in the browser")

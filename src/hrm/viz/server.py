@@ -9,23 +9,26 @@
     GET /model/model.json       its metadata: sizes, input/output names, halt_max_steps
 
 A dataset that fails to load does not stop the server: every API call answers with the error, and the
-page shows it. The server answers only requests whose Host is a loopback name, which keeps other web
-sites from reading it through DNS rebinding.
+page shows it. The server listens on a loopback address only (127.0.0.1 unless told localhost or ::1) and
+answers only requests whose Host is a loopback name, which keeps other web sites from reading it through
+DNS rebinding. It serves no file but its own static files and the model export it was given; the request
+limits (sizes, time, connections) are in hrm.viz.http_limits.
 """
 from __future__ import annotations
 
 import json
 import math
-import posixpath
-import sys
+import os
+import re
+import shutil
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from hrm.viz.data import VizData, VizError
+from hrm.viz.http_limits import BoundedHandler, BoundedServer
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -40,6 +43,11 @@ CONTENT_TYPES = {
 # Scripts only from this server; 'wasm-unsafe-eval' lets onnxruntime-web compile its WebAssembly.
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# A static file's path: plain names of letters, digits, '.', '_' and '-', none starting with '.', so that
+# '..', hidden files, backslashes, NUL bytes and a second round of %-decoding never reach the file system.
+STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+MAX_NUMBER = 10**9 - 1           # offset, limit and index: nine digits are far more than any split holds
+MAX_QUERY_FIELDS = 20
 
 
 class ServedModel:
@@ -61,9 +69,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class VizServer(ThreadingHTTPServer):
-    daemon_threads = True
+def _shown(text: str, limit: int = 60) -> str:
+    """A client's string quoted for an error message, cut short: an answer never echoes kilobytes back."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
+
+def _whole_number(query: dict[str, list[str]], key: str, default: int) -> int:
+    values = query.get(key)
+    if not values:
+        return default
+    text = values[0]
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_NUMBER))):
+        raise VizError(f"{key} must be a whole number from 0 to {MAX_NUMBER}, not {_shown(text)}")
+    return int(text)
+
+
+class VizServer(BoundedServer):
     def __init__(self, port: int, load: Callable[[], VizData | None], model: ServedModel | None = None,
                  host: str = "127.0.0.1", quiet: bool = True):
         if host not in LOOPBACK_HOSTS:
@@ -95,38 +116,50 @@ class VizServer(ThreadingHTTPServer):
         return thread
 
 
-class VizHandler(BaseHTTPRequestHandler):
+class VizHandler(BoundedHandler):
     server: VizServer
     server_version = "hrm-viz"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if not self.server.quiet:
-            sys.stderr.write("hrm viz: " + (format % args) + "\n")
-
     # -- responses ------------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str, cache: str = "no-cache") -> None:
+    def _head(self, status: int, length: int, content_type: str, cache: str = "no-cache",
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", cache)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
+
+    def _json(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(_finite(value), allow_nan=False, separators=(",", ":")).encode()
+        self._head(status, len(body), "application/json", headers=headers)
         if self.command != "HEAD":
             self.wfile.write(body)
-
-    def _json(self, value: Any, status: int = 200) -> None:
-        body = json.dumps(_finite(value), allow_nan=False, separators=(",", ":")).encode()
-        self._send(status, body, "application/json")
 
     def _error(self, status: int, message: str) -> None:
         self._json({"error": message}, status)
 
+    def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        # Refusals of the request limits are JSON too, as the page expects of every answer.
+        self._json({"error": message}, status, headers)
+
     def _file(self, path: Path, cache: str = "no-cache") -> None:
         content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        self._send(200, path.read_bytes(), content_type, cache)
+        try:
+            file = path.open("rb")
+        except OSError:
+            self._error(HTTPStatus.NOT_FOUND, f"no such file: {path.name}")
+            return
+        with file:
+            # Streamed: a 100 MB model export is not read into memory once per request.
+            self._head(200, os.fstat(file.fileno()).st_size, content_type, cache)
+            if self.command != "HEAD":
+                shutil.copyfileobj(file, self.wfile, 1 << 20)
 
     # -- routing --------------------------------------------------------------------------------------
 
@@ -142,30 +175,34 @@ class VizHandler(BaseHTTPRequestHandler):
         if not self._host_allowed():
             self._error(HTTPStatus.FORBIDDEN, "this server answers only on localhost")
             return
-        url = urlsplit(self.path)
-        path = unquote(url.path)
-        try:
-            if path in ("/", "/index.html"):
-                self._file(STATIC_DIR / "index.html")
-            elif path.startswith("/static/"):
-                self._static(path[len("/static/"):])
-            elif path.startswith("/api/"):
-                self._api(path[len("/api/"):], parse_qs(url.query))
-            elif path.startswith("/model/"):
-                self._model(path[len("/model/"):])
-            else:
-                self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        # The request target, split by hand: urlsplit would read "//name/x" as a host and a path.
+        target, _, query = self.path.partition("#")[0].partition("?")
+        if not target.startswith("/"):
+            self._error(HTTPStatus.BAD_REQUEST, f"the request target must be a path, not {_shown(target)}")
+            return
+        path = unquote(target)
+        if path in ("/", "/index.html"):
+            self._file(STATIC_DIR / "index.html")
+        elif path.startswith("/static/"):
+            self._static(path[len("/static/"):])
+        elif path.startswith("/api/"):
+            self._api(path[len("/api/"):], query)
+        elif path.startswith("/model/"):
+            self._model(path[len("/model/"):])
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such page: {_shown(path)}")
 
     def _static(self, relative: str) -> None:
-        # Normalise and refuse anything that climbs out of the static folder.
-        clean = posixpath.normpath("/" + relative).lstrip("/")
-        target = (STATIC_DIR / clean).resolve()
-        if not clean or not target.is_relative_to(STATIC_DIR) or not target.is_file():
-            self._error(HTTPStatus.NOT_FOUND, f"no such file: /static/{relative}")
+        # Two checks: every segment is a plain name (no '..', '\\', NUL, '%' left after decoding), and the
+        # real path, symbolic links followed, lies inside the static folder.
+        segments = relative.split("/")
+        target = None
+        if all(STATIC_NAME.fullmatch(segment) for segment in segments):
+            target = (STATIC_DIR / relative).resolve()
+        if target is None or not target.is_relative_to(STATIC_DIR) or not target.is_file():
+            self._error(HTTPStatus.NOT_FOUND, f"no such file: {_shown('/static/' + relative)}")
             return
-        self._file(target, cache="max-age=3600" if clean.startswith("vendor/") else "no-cache")
+        self._file(target, cache="max-age=3600" if segments[0] == "vendor" else "no-cache")
 
     def _model(self, name: str) -> None:
         model = self.server.model
@@ -176,9 +213,15 @@ class VizHandler(BaseHTTPRequestHandler):
         elif name == "model.onnx":
             self._file(model.onnx_path)
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such model file: {name}")
+            self._error(HTTPStatus.NOT_FOUND, f"no such model file: {_shown(name)}")
 
-    def _api(self, name: str, query: dict[str, list[str]]) -> None:
+    def _api(self, name: str, query_string: str) -> None:
+        try:
+            query = parse_qs(query_string, max_num_fields=MAX_QUERY_FIELDS)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, f"more than {MAX_QUERY_FIELDS} query parameters")
+            return
+
         def arg(key: str, default: str) -> str:
             return query.get(key, [default])[0]
 
@@ -200,11 +243,11 @@ class VizHandler(BaseHTTPRequestHandler):
             elif name == "entries":
                 split = arg("split", data.info()["default_split"])
                 self._json(data.entries(split, arg("filter", "all"), arg("q", ""),
-                                        int(arg("offset", "0")), int(arg("limit", "200"))))
+                                        _whole_number(query, "offset", 0), _whole_number(query, "limit", 200)))
             elif name == "example":
                 split = arg("split", data.info()["default_split"])
-                self._json(data.example(split, int(arg("index", "0"))))
+                self._json(data.example(split, _whole_number(query, "index", 0)))
             else:
-                self._error(HTTPStatus.NOT_FOUND, f"no such API call: {name}")
+                self._error(HTTPStatus.NOT_FOUND, f"no such API call: {_shown(name)}")
         except (VizError, ValueError) as error:
             self._error(HTTPStatus.BAD_REQUEST, str(error))
