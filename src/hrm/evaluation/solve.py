@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.halting import says_halt
 from hrm.evaluation.puzzles import Puzzle, PuzzleError, read_puzzle
+from hrm.halting import says_halt
 
 
 @dataclass
