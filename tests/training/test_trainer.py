@@ -149,3 +149,11 @@ def test_lr_schedule_steps_sets_the_horizon_of_the_cosine(data, tmp_path):
 def test_lr_schedule_steps_must_not_be_negative():
     with pytest.raises(ConfigError, match="lr_schedule_steps must be >= 0"):
         load_config(None, ["lr_schedule_steps=-1"])
+
+
+def test_a_run_logged_to_a_file_writes_its_progress_as_a_few_lines(data, tmp_path, capfd):
+    # Not a terminal (pytest captures the file descriptor): whole lines at an interval, no per-step redraws.
+    train(tiny_config(data, tmp_path / "run", "epochs=8", "eval_interval=8", "logging.progress=true"))
+    err = capfd.readouterr().err
+    bar_lines = [line for line in err.splitlines() if line.startswith("train")]
+    assert "\r" not in err and 1 <= len(bar_lines) <= 3, bar_lines

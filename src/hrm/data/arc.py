@@ -440,6 +440,6 @@ def _in_order(pool, jobs: Iterator[tuple], window: int) -> Iterator[dict[str, An
 def _progress(total: int):
     if not sys.stderr.isatty():
         return lambda name: None
-    from tqdm import tqdm
-    bar = tqdm(total=total, desc="arc tasks", unit="task")
+    from hrm.progress import progress_bar
+    bar = progress_bar(total=total, desc="arc tasks", unit="task")
     return lambda name: bar.update(1)

@@ -219,5 +219,5 @@ def _progress(batches: Iterable, enabled: bool, total: int | None) -> Iterator:
     if not enabled:
         yield from batches
         return
-    from tqdm import tqdm
-    yield from tqdm(batches, total=total, desc="eval", unit="batch", dynamic_ncols=True)
+    from hrm.progress import progress_bar
+    yield from progress_bar(iterable=batches, total=total, desc="eval", unit="batch")

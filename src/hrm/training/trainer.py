@@ -425,9 +425,8 @@ class Trainer:
     def _progress_bar(self):
         if not (self.processes.is_main and self.config.logging.progress):
             return None
-        from tqdm import tqdm
-        return tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), unit="step",
-                    dynamic_ncols=True, file=sys.stderr, desc="train")
+        from hrm.progress import progress_bar
+        return progress_bar(total=self.total_steps, initial=min(self.step, self.total_steps), unit="step", desc="train")
 
     def _emit(self, event: TrainEvent) -> bool:
         """Call the callback on rank 0; True when it returned False (stop). Ranks agree on the answer."""
