@@ -18,7 +18,7 @@ from torch import nn
 
 from hrm.halting import Q_HALT_GT_Q_CONTINUE, HaltingPolicy
 from hrm.models.act import Carry
-from hrm.models.inner import PuzzleInner
+from hrm.models.inner import PuzzleConfig, PuzzleInner
 from hrm.models.layers import Attention, CosSin, SwiGLU, rms_norm, trunc_normal_init_
 
 
@@ -28,7 +28,7 @@ class LossConfig:
 
 
 @dataclass
-class HRMConfig:
+class HRMConfig(PuzzleConfig):
     """Architecture of HRM ACT v1. Field names are the original's, so `arch.L_cycles=8` works."""
 
     # Dataset-derived sizes (filled in from the dataset metadata by the trainer).
@@ -56,19 +56,6 @@ class HRMConfig:
     # (TrainConfig.dtype; `arch.forward_dtype=` still sets it) and is stored with the checkpoints.
     name: str = "hrm_act_v1"
     loss: LossConfig = field(default_factory=LossConfig)
-
-    def __post_init__(self):
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
-        if self.pos_encodings not in ("rope", "learned"):
-            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
-        if self.halt_max_steps < 1:
-            raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
-
-    @property
-    def puzzle_emb_len(self) -> int:
-        """P = ceil(puzzle_emb_ndim / hidden_size) positions prepended to the sequence."""
-        return -(self.puzzle_emb_ndim // -self.hidden_size)
 
     @property
     def halting_policy(self) -> HaltingPolicy:

@@ -21,6 +21,23 @@ from hrm.models.layers import CastedEmbedding, CastedLinear, CosSin, RotaryEmbed
 from hrm.models.sparse_embedding import CastedSparseEmbedding
 
 
+class PuzzleConfig:
+    """Checks and derived sizes shared by the architectures' config dataclasses (a mixin; no fields)."""
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        if self.pos_encodings not in ("rope", "learned"):
+            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
+        if self.halt_max_steps < 1:
+            raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
+
+    @property
+    def puzzle_emb_len(self) -> int:
+        """P = ceil(puzzle_emb_ndim / hidden_size) positions prepended to the sequence."""
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+
 class PuzzleInner(nn.Module):
     """Base of the inner models. `config` needs seq_len, vocab_size, num_puzzle_identifiers, batch_size,
     hidden_size, num_heads, pos_encodings, puzzle_emb_ndim, rope_theta and a `puzzle_emb_len` (P)."""

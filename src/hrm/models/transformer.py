@@ -28,12 +28,12 @@ from torch import nn
 from hrm.halting import Q_HALT_GT_Q_CONTINUE, HaltingPolicy
 from hrm.models.act import Carry
 from hrm.models.hrm_act_v1 import LossConfig, ReasoningModule
-from hrm.models.inner import PuzzleInner
+from hrm.models.inner import PuzzleConfig, PuzzleInner
 from hrm.models.layers import trunc_normal_init_
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(PuzzleConfig):
     """The baseline's hyper-parameters, with HRM's names where they mean the same thing."""
 
     # Dataset-derived sizes (filled in from the dataset metadata by the trainer).
@@ -58,19 +58,9 @@ class TransformerConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
-        if self.pos_encodings not in ("rope", "learned"):
-            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
-        if self.halt_max_steps < 1:
-            raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
+        super().__post_init__()
         if self.L_layers < 1:
             raise ValueError(f"L_layers must be >= 1, got {self.L_layers}")
-
-    @property
-    def puzzle_emb_len(self) -> int:
-        """P = ceil(puzzle_emb_ndim / hidden_size), as HRM."""
-        return -(self.puzzle_emb_ndim // -self.hidden_size)
 
     def block_applications(self) -> tuple[int, int]:
         """(blocks applied in one step, blocks differentiated): one pass, all of it differentiated."""
