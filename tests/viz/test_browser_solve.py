@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from viz_fixtures import screenshot, write_sudoku_dataset
-from hrm.viz.data import VizData
+from viz_fixtures import open_solve_tab, screenshot, write_sudoku_dataset
 
 pytestmark = pytest.mark.slow          # one ONNX export (~20-30 s on 2 cores) and a browser
 
@@ -36,16 +35,11 @@ def sudoku_6x6_model(tmp_path_factory):
 
 def test_solve_in_the_browser_matches_pytorch(page, serve, sudoku_6x6_model, tmp_path):
     from hrm.viz.model import torch_trajectory
-    from hrm.viz.server import ServedModel
 
     model, onnx_path, metadata = sudoku_6x6_model
     assert metadata["board_size"] == 6 and metadata["box"] == [2, 3] and metadata["halt_max_steps"] == 6
     dataset = write_sudoku_dataset(tmp_path / "sudoku6", box=(2, 3))
-    server = serve(lambda: VizData(dataset), ServedModel(onnx_path, metadata))
-    page.goto(server.url)
-    page.wait_for_selector("body[data-ready='true']", state="attached")
-    page.click("#tab-solve")
-    page.wait_for_selector("#solve-help:not(:empty)")
+    open_solve_tab(page, serve, dataset, onnx_path, metadata)
 
     # A malformed puzzle is explained, with its position, before anything runs.
     page.fill("#sudoku-text", "12x...\n" + "......\n" * 5)

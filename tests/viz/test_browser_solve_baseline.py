@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from viz_fixtures import write_sudoku_dataset
-from hrm.viz.data import VizData
+from viz_fixtures import open_solve_tab, write_sudoku_dataset
 
 pytestmark = pytest.mark.slow          # one ONNX export and a browser
 
@@ -16,7 +15,6 @@ def test_the_baseline_solves_in_the_browser_as_in_pytorch(page, serve, tmp_path)
     from hrm.models import TransformerConfig, build_model
     from hrm.models.checkpoint import save_weights
     from hrm.viz.model import export_browser_model, load_model, torch_trajectory
-    from hrm.viz.server import ServedModel
 
     torch.manual_seed(0)
     # Two steps, so that the browser feeds the one-tensor carry back into the graph.
@@ -31,11 +29,7 @@ def test_the_baseline_solves_in_the_browser_as_in_pytorch(page, serve, tmp_path)
     assert list(metadata["carry_init"]) == ["z_H"] and metadata["halt_rule"] == "q_halt > q_continue"
 
     dataset = write_sudoku_dataset(tmp_path / "sudoku6", box=(2, 3))
-    server = serve(lambda: VizData(dataset), ServedModel(onnx_path, metadata))
-    page.goto(server.url)
-    page.wait_for_selector("body[data-ready='true']", state="attached")
-    page.click("#tab-solve")
-    page.wait_for_selector("#solve-help:not(:empty)")
+    open_solve_tab(page, serve, dataset, onnx_path, metadata)
     page.click("#example-button")
     page.click("#solve-button")
     page.wait_for_selector("body[data-solved='true']", state="attached", timeout=60_000)

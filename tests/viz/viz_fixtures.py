@@ -194,3 +194,15 @@ def http_get(target: str | bytes, host: str = "127.0.0.1") -> bytes:
     """A GET request for exactly this request target, as bytes."""
     target = target.encode("utf-8", "surrogateescape") if isinstance(target, str) else target
     return b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n"
+
+
+def open_solve_tab(page, serve, dataset: Path, onnx_path: Path, metadata: dict) -> None:
+    """Serve `dataset` with the exported model, load the page and open its Solve tab, ready to solve."""
+    from hrm.viz.data import VizData
+    from hrm.viz.server import ServedModel
+
+    server = serve(lambda: VizData(dataset), ServedModel(onnx_path, metadata))
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    page.click("#tab-solve")
+    page.wait_for_selector("#solve-help:not(:empty)")
