@@ -23,7 +23,7 @@ def test_released_architecture_exports_to_onnx_and_mlir_and_runs(tmp_path):
     torch.manual_seed(0)
     config = HRMConfig(seq_len=81, vocab_size=11, num_puzzle_identifiers=1)
     head = build_model(config, torch.float32).eval()
-    assert sum(p.numel() for p in head.parameters()) == 27_275_266          # spec §2.1
+    assert sum(p.numel() for p in head.parameters()) == 27_275_266          # semantics §2.1
     inner = head.model.inner
     with torch.no_grad():     # a non-zero Q head, so that q_halt is checked too
         inner.q_head.weight.normal_(0, 0.05)

@@ -1,4 +1,4 @@
-"""The on-disk dataset format (spec §9.1), shared with the original implementation, and its writer.
+"""The on-disk dataset format (formats §1), shared with the original implementation, and its writer.
 
     <root>/identifiers.json                     identifier id -> puzzle name ("<blank>" for 0)
     <root>/manifest.json                        hrm only: builder, arguments, seed, content hashes

@@ -1,6 +1,6 @@
 """ARC scoring: de-augment every version's answer, vote, pass@k, and the ARC Prize submission file.
 
-The protocol is the original's (spec §11, `arc_eval.ipynb`):
+The protocol is the original's (semantics §12, `arc_eval.ipynb`):
   1. The ground truth of a task is its non-augmented test rows (puzzle name without "_"): for each test
      input, crop(input) -> crop(label). Their order in the split is the order of the task's test inputs.
   2. Every row of every augmented version votes: the key is inverse_aug(crop(input)), the answer is

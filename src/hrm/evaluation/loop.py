@@ -1,4 +1,4 @@
-"""The eval-mode ACT loop (spec §8.6): a fresh carry, one loss-head call per segment, the last call kept.
+"""The eval-mode ACT loop (semantics §11.1): a fresh carry, one loss-head call per segment, the last call kept.
 
     run_act(head, batch)        one batch: final predictions, Q logits, the loss head's metric sums, the
                                 step at which each row's Q head says halt, and optionally every step
@@ -31,7 +31,7 @@ class BatchOutputs:
     predictions: torch.Tensor                 # (B, S) int32: argmax of the last call's logits
     q_halt_logits: torch.Tensor               # (B,) float32, last call
     q_continue_logits: torch.Tensor           # (B,) float32, last call
-    metrics: dict[str, torch.Tensor]          # the loss head's raw sums from the last call (spec §7)
+    metrics: dict[str, torch.Tensor]          # the loss head's raw sums from the last call (semantics §8.2)
     q_halt_step: torch.Tensor                 # (B,) int32: first step the Q head says halt, else the last step
     q_halt_predictions: torch.Tensor          # (B, S) int32: the prediction at q_halt_step
     q_halt_q_logits: torch.Tensor             # (B,) float32: q_halt at q_halt_step (voting under Q halting)
@@ -106,7 +106,7 @@ def run_act(head: ACTLossHead, batch: dict[str, torch.Tensor], save_steps: bool 
 ROW_FIELDS = ("inputs", "labels", "puzzle_identifiers", "predictions", "q_halt_logits", "q_continue_logits",
               "q_halt_step", "q_halt_predictions", "q_halt_q_logits")
 STEP_FIELDS = ("step_predictions", "step_q_halt_logits", "step_q_continue_logits")
-# The loss head's metric sums (spec §7) in eval mode (hrm.training sums these itself).
+# The loss head's metric sums (semantics §8.2) in eval mode (hrm.training sums these itself).
 METRIC_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "q_halt_loss")
 
 
@@ -138,7 +138,7 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     Under torch.distributed every rank passes its own shard of the same split (the loader gives every rank
     the same number of equally padded batches); rank 0 returns the gathered rows and the summed metrics,
     other ranks their sums only (rows empty). Padding rows are dropped by position: in a global batch
-    holding `real` examples, rows at offset >= real are padding (spec §9.3). `max_examples` evaluates a
+    holding `real` examples, rows at offset >= real are padding (semantics §10.2). `max_examples` evaluates a
     prefix of the split: rows past it become padding rows (labels ignored), so no metric counts them.
     With an `augmenter` (hrm.evaluation.tta) and versions > 1, every row is also solved in versions - 1
     transformed versions and the voted answer is kept as the row field "tta_predictions".

@@ -1,6 +1,6 @@
 """What `hrm eval` reports: the protocol line, results.json, the predictions arrays, ARC's files, the text.
 
-NOTE: "metrics" are the original's (spec §7, §8.6): sums over counted rows divided by their count. Its
+NOTE: "metrics" are the original's (semantics §8.3, §11.1): sums over counted rows divided by their count. Its
 q_halt_loss sums over every row of every batch, padding rows included, so it depends on the batch
 size; it is kept in results.json for comparison with the original and not printed.
 """

@@ -12,7 +12,7 @@ The model runs the eval-mode ACT loop (hrm.evaluation.loop.run_act). By default 
 step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
 (the model's halt rule, hrm.halting). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
 versions and the answers, mapped back, are voted. ARC tasks known to the checkpoint's dataset are solved
-in every augmented version the model was trained with, as evaluation does (spec §11).
+in every augmented version the model was trained with, as evaluation does (semantics §12).
 """
 from __future__ import annotations
 

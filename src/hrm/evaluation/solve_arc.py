@@ -3,7 +3,7 @@
 HRM's ARC model conditions on a learned embedding per puzzle version ("<task>_t<tid>_<colour map>"),
 looked up by identifier; the demonstration pairs are not an input (they were trained on). So:
   * a task in the checkpoint's dataset (its name in identifiers.json) is solved in each of its versions,
-    with that version's identifier, then de-augmented and voted exactly as evaluation does (spec §11);
+    with that version's identifier, then de-augmented and voted exactly as evaluation does (semantics §12);
   * a task the checkpoint never saw has no embedding: it runs with the blank identifier (0, a zero
     embedding), in the original orientation plus tta - 1 random dihedral/colour versions, and a note
     says that the answer is unlikely to be right (sapientinc/HRM#104).

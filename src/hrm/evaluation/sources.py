@@ -138,7 +138,7 @@ def check_dataset(arch, info: dict[str, Any], data_path: Path, split: str, force
             warn("WARNING: " + message + " (force=true)")
         return meta, actual
     warn(f"note: checkpoint {info.get('path')} records no dataset hash (original checkpoints do not); evaluate it on "
-         "the dataset it was trained on: rebuilt ARC datasets number the puzzles differently (spec §10.3) and "
+         "the dataset it was trained on: rebuilt ARC datasets number the puzzles differently (docs/formats.md §2) and "
          "then score near zero without any error")
     return meta, None
 

@@ -9,7 +9,7 @@
 The exported function is `step(*carry, inputs, puzzle_identifiers) -> (*carry, logits, q_halt,
 q_continue)`, the same signature as the ONNX step graph; the metadata JSON sits beside each file.
 NOTE: the released torch-mlir wheels ship `torch_mlir.fx` only (no `torch_mlir.compile`, the API the
-fork's generate_mlir.py imported, spec §15.1).
+fork's generate_mlir.py imported, semantics §14.2).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@
 The carry is whatever the inner model declares (`carry_init()`: HRM's z_H, z_L), in that order. It is
 reset on the host: a fresh row's carry is each initial state broadcast (`initial_carry`), which is what
 the model's `reset_carry` does. NOTE: the exported step has no reset input because evaluation
-and inference never reset a row mid-way (spec §8.6); the graph stays the pure segment function.
+and inference never reset a row mid-way (semantics §11.1); the graph stays the pure segment function.
 """
 from __future__ import annotations
 

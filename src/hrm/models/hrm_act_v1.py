@@ -1,4 +1,4 @@
-"""HRM ACT v1: the hierarchical recurrent model with adaptive computation time (spec §5.7, §6).
+"""HRM ACT v1: the hierarchical recurrent model with adaptive computation time (semantics §6, §7).
 
 Reads top to bottom:
   HRMConfig                 the architecture hyper-parameters (the original's names) and its halting policy

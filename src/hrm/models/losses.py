@@ -1,4 +1,4 @@
-"""The loss head: LM loss, Q-halt and Q-continue losses, and the raw metric sums (spec §7)."""
+"""The loss head: LM loss, Q-halt and Q-continue losses, and the raw metric sums (semantics §8)."""
 from __future__ import annotations
 
 import torch

@@ -70,7 +70,7 @@ class TrainConfig:
     # Any registered architecture's config (hrm.models.ARCHITECTURES); `arch.name` chooses the class.
     arch: HRMConfig = field(default_factory=HRMConfig)
 
-    # The original's PretrainConfig, same names and defaults (spec §2.2).
+    # The original's PretrainConfig, same names and defaults (semantics §2.2).
     data_path: str = "data/arc-aug-1000"
     global_batch_size: int = 768
     epochs: int = 100000

@@ -1,4 +1,4 @@
-"""Processes: one, or many under `torchrun` (torch.distributed), as the original trains (spec §8.1, §8.5).
+"""Processes: one, or many under `torchrun` (torch.distributed), as the original trains (semantics §9.1).
 
     torchrun --nproc-per-node 8 -m hrm.cli train --config arc1
 

@@ -1,4 +1,4 @@
-"""The trainer: the original's training loop (spec §8) on any device, in one process or many, resumable.
+"""The trainer: the original's training loop (semantics §9) on any device, in one process or many, resumable.
 
     from hrm.training import TrainConfig, train
     result = train(config, callback=lambda event: print(event.kind, event.step, event.metrics))
@@ -343,7 +343,7 @@ class Trainer:
 
     def _evaluate(self, module) -> tuple[dict[str, float], Any]:
         """The test split (or its first data.eval_max_examples) in eval mode: every row runs halt_max_steps
-        segments from a fresh carry (spec §8.6). Returns the loss head's metric sums over all ranks and,
+        segments from a fresh carry (semantics §11.1). Returns the loss head's metric sums over all ranks and,
         when eval_save_outputs asks for them, the rows (hrm.evaluation.loop.evaluate gathers them)."""
         from hrm.evaluation.loop import METRIC_KEYS, evaluate, run_act
 

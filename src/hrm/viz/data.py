@@ -1,4 +1,4 @@
-"""What the visualiser shows: a dataset split (spec §9.1) and, optionally, the predictions of a model on it.
+"""What the visualiser shows: a dataset split (formats §1) and, optionally, the predictions of a model on it.
 
     VizData(dataset, predictions)   either may be None, not both
       .info()                       task, drawing style, splits, what the predictions hold

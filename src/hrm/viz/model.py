@@ -100,7 +100,7 @@ def browser_metadata(model: LoadedModel, export: dict[str, Any]) -> dict[str, An
         "format": BROWSER_MODEL_FORMAT, "version": 1, "export_format": export["format"],
         "task": model.task, "checkpoint": str(model.path),
         "board_size": side if model.task == "sudoku" else None, "box": list(model.box) if model.box else None,
-        "puzzle_identifier": 0,          # Sudoku datasets give every puzzle identifier 0 (spec §10.1)
+        "puzzle_identifier": 0,          # Sudoku datasets give every puzzle identifier 0 (formats §2)
         "onnx": export["io"],
     }
 

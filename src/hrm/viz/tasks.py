@@ -1,7 +1,7 @@
 """How each puzzle family is drawn: grid shape, a colour and a label per token, and the visible region.
 
 One description serves both the web page (sent as JSON by the server) and the matplotlib PNG, so the
-two always agree. Token encodings are the dataset builders' (spec §10):
+two always agree. Token encodings are the dataset builders' (formats §2):
 
     sudoku  PAD 0, blank 1, digit d -> d + 1; an N x N board has vocab N + 2 and seq_len N^2
     maze    PAD 0, '#' 1 wall, ' ' 2 free, 'S' 3 start, 'G' 4 goal, 'o' 5 path; 30 x 30
@@ -120,7 +120,7 @@ def view_box(style: TaskStyle, *sequences: np.ndarray | None) -> tuple[int, int,
 
     NOTE: for ARC it is the bounding box of the colour tokens (2..11) of the given sequences (input and
     label), grown by one row and column so the EOS border stays visible. This also fits translated
-    training examples, where the spec §11 crop (anchored at the top-left) would not.
+    training examples, where the semantics §12.2 crop (anchored at the top-left) would not.
     """
     if style.task != "arc":
         return 0, 0, style.rows, style.cols

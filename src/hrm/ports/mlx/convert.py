@@ -6,7 +6,7 @@
 
 Names: the original's state-dict keys minus `model.inner.` (and a `_orig_mod.` prefix if compiled),
 with the embedding tables renamed to MLX's `weight`. Every tensor must be used and every MLX parameter
-filled (load_weights(strict=True)): the fork's converter silently dropped the puzzle table (§15.1).
+filled (load_weights(strict=True)): the fork's converter silently dropped the puzzle table (semantics §14.2).
 """
 from __future__ import annotations
 
