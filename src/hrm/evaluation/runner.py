@@ -104,7 +104,7 @@ def _list_value(text: str):
 def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
     """Evaluate; returns the results (what results.json holds) on rank 0, None on the other ranks."""
     from hrm.data import DatasetFormatError, PuzzleDataset, load_metadata
-    from hrm.device import choose, compile_enabled, warn_compile_failed
+    from hrm.device import choose, compile_enabled
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.predictions import write_predictions
     from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
@@ -156,7 +156,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             except ValueError as e:
                 raise EvalError(str(e)) from None
 
-        from hrm.evaluation.loop import split_size
+        from hrm.evaluation.loop import ran_compiled, split_size, torch_runner
 
         examples = split_size(data_path, config.split, meta.sets)
         if config.max_examples:
@@ -178,26 +178,18 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         versions = arc_versions(data_path, config.split, meta.sets) if task == "arc" else None
         say("protocol    " + protocol_line(arch.halt_max_steps, config, task, versions) + f"; batch {batch_size}")
 
-        def evaluate_with(module):
-            return evaluate(module, dataset, device=device, save_steps=config.save_steps,
-                            max_examples=config.max_examples, progress=config.progress and main, augmenter=augmenter,
-                            versions=config.tta, seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
-
+        if runner is None:
+            runner = torch_runner(head, compile=compiled)
         start = time.perf_counter()
-        if compiled:
-            try:
-                outputs = evaluate_with(torch.compile(head, dynamic=False))
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
-                warn_compile_failed(e)
-                outputs = evaluate_with(head)
-        else:
-            outputs = evaluate_with(head)
+        outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
+                           progress=config.progress and main, augmenter=augmenter, versions=config.tta,
+                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
         seconds = time.perf_counter() - start
         if not main:
             return None
         results = summarise(outputs, config, task, arch.halt_max_steps, seconds, batch_size, versions)
+        # Whether the evaluation ran compiled to the end (a compiler failure falls back to eager, with a warning).
+        results["protocol"]["compiled"] = ran_compiled(runner)
         out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(resolved.weights),

@@ -8,8 +8,8 @@
     solver = hrm.evaluation.solve.Solver("runs/sudoku-demo")      # load once, solve many
     solver.solve(puzzle, halting="q", tta=8)
 
-The model runs the eval-mode ACT loop (hrm.evaluation.loop.run_act). By default the answer is the last
-step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
+The model runs the eval-mode ACT loop (hrm.export.act.run_act, through hrm.evaluation.loop.run_batch). By
+default the answer is the last step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
 (the model's halt rule, hrm.halting). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
 versions and the answers, mapped back, are voted. ARC tasks known to the checkpoint's dataset are solved
 in every augmented version the model was trained with, as evaluation does (semantics §12).
@@ -151,14 +151,14 @@ class Solver:
 
     # -- running --------------------------------------------------------------------------------------
     def _run(self, inputs: np.ndarray, identifiers: np.ndarray, halting: str):
-        from hrm.evaluation.loop import run_act
+        from hrm.evaluation.loop import run_batch
         from hrm.models import IGNORE_LABEL_ID
 
         device = self.choice.device
         batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)).to(device),
                  "labels": torch.full(inputs.shape, IGNORE_LABEL_ID, dtype=torch.int32, device=device),
                  "puzzle_identifiers": torch.from_numpy(identifiers.astype(np.int32)).to(device)}
-        return run_act(self.head, batch, save_steps=True, stop_at_q_halt=halting == "q")
+        return run_batch(self.head, batch, save_steps=True, halt_early=halting == "q")
 
     def solve(self, puzzle: Any, halting: str = "fixed", tta: int = 1, seed: int = 0) -> SolveResult:
         if halting not in ("fixed", "q"):
@@ -187,8 +187,8 @@ class Solver:
             versions = [tta_.apply(inputs, m, t) for m, t in zip(mappings, token_maps)]
             inputs = np.concatenate([inputs] + versions)
         out = self._run(inputs, np.zeros(len(inputs), np.int64), halting)
-        answers = (out.q_halt_predictions if halting == "q" else out.predictions).numpy().astype(np.int64)
-        q = (out.q_halt_q_logits if halting == "q" else out.q_halt_logits).numpy()
+        answers = (out.q_halt_predictions if halting == "q" else out.predictions).astype(np.int64)
+        q = out.q_halt_q if halting == "q" else out.q_halt
         ballots = [(answers[0].tobytes(), answers[0], float(q[0]))]
         for v in range(1, len(inputs)):
             back = tta_.invert(answers[v:v + 1], mappings[v - 1], token_maps[v - 1])[0]
@@ -207,22 +207,23 @@ class Solver:
         return maze_rows(tokens)
 
     def _steps(self, parsed: Puzzle, out, row: int, inputs: np.ndarray, to_rows=None) -> list[Step]:
-        """Each step of one row; `changed` counts the cells that differ from the step before (step 1: the input)."""
+        """Each step the row ran; `changed` counts the cells that differ from the step before (step 1: the input)."""
         to_rows = to_rows or (lambda tokens: self._rows(parsed, tokens))
         steps, previous = [], np.asarray(inputs)
-        for k in range(out.step_predictions.shape[1]):
-            prediction = out.step_predictions[row, k].numpy()
-            q_halt = float(out.step_q_halt_logits[row, k])
-            q_cont = float(out.step_q_continue_logits[row, k])
+        for k in range(int(out.steps[row])):
+            prediction = out.step_predictions[row, k]
+            q_halt = float(out.step_q_halt[row, k])
+            q_cont = float(out.step_q_continue[row, k])
             steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, bool(says_halt(self.halt_rule, q_halt, q_cont)),
                               int((prediction != previous).sum())))
             previous = prediction
         return steps
 
     def _halt_steps(self, out, row: int, halting: str) -> tuple[int, int | None]:
-        says = says_halt(self.halt_rule, out.step_q_halt_logits[row], out.step_q_continue_logits[row]).numpy()
+        ran = int(out.steps[row])
+        says = says_halt(self.halt_rule, out.step_q_halt[row, :ran], out.step_q_continue[row, :ran])
         q_step = int(np.argmax(says)) + 1 if says.any() else None
-        answer_step = int(out.q_halt_step[row]) if halting == "q" else out.steps_run
+        answer_step = int(out.q_halt_step[row]) if halting == "q" else ran
         return answer_step, q_step
 
 

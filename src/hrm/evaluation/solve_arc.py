@@ -81,8 +81,8 @@ def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
         ballots, original = [], None
         for start in range(0, len(inputs), CHUNK):
             out = solver._run(inputs[start:start + CHUNK], ids[start:start + CHUNK], halting)
-            final = (out.q_halt_predictions if halting == "q" else out.predictions).numpy()
-            q = (out.q_halt_q_logits if halting == "q" else out.q_halt_logits).numpy()
+            final = out.q_halt_predictions if halting == "q" else out.predictions
+            q = out.q_halt_q if halting == "q" else out.q_halt
             for row in range(len(final)):
                 vname = versions[start + row][1]
                 answer = inverse_aug(vname, crop(final[row]))

@@ -106,12 +106,12 @@ def vote_batch(run, batch: dict[str, torch.Tensor], first, augmenter: Augmenter,
                versions: int, seed: int, use_q_halt: bool = False) -> np.ndarray:
     """The voted answer (B, S) of every row over the original (already run: `first`) and versions - 1 transforms.
 
-    `run(batch) -> BatchOutputs` runs the ACT loop (hrm.evaluation.loop). use_q_halt takes each version's
+    `run(batch) -> ACTResult` runs the ACT loop (hrm.export.act). use_q_halt takes each version's
     answer at its Q-halt step instead of its last step.
     """
     def answer(out):
-        return ((out.q_halt_predictions if use_q_halt else out.predictions).numpy(),
-                (out.q_halt_q_logits if use_q_halt else out.q_halt_logits).numpy())
+        return ((out.q_halt_predictions if use_q_halt else out.predictions),
+                (out.q_halt_q if use_q_halt else out.q_halt))
 
     answers, q = answer(first)
     ballots = [[(a.astype(np.int32).tobytes(), a, float(s))] for a, s in zip(answers, q)]

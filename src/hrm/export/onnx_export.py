@@ -135,6 +135,7 @@ class OnnxWholePuzzle:
         if self.metadata["kind"] != "whole_puzzle":
             raise ValueError(f"{path}: a {self.metadata['kind']} graph, not a whole-puzzle graph")
         self.halt_max_steps = self.metadata["halt_max_steps"]
+        self.halt_rule = halt_rule(self.metadata)
 
     def run(self, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
         import time
@@ -142,6 +143,5 @@ class OnnxWholePuzzle:
         logits, q_halt, q_continue, steps, preds, step_qh, step_qc = self.session.run(None, {
             "inputs": np.asarray(inputs, np.int32), "puzzle_identifiers": np.asarray(puzzle_identifiers, np.int32),
             "halt_early": np.asarray(halt_early, dtype=np.bool_)})
-        return ACTResult(predictions=logits.argmax(-1), logits=logits, q_halt=q_halt, q_continue=q_continue,
-                         steps=steps, step_predictions=preds, step_q_halt=step_qh, step_q_continue=step_qc,
-                         seconds=time.perf_counter() - start)
+        return ACTResult.from_steps(logits, q_halt, q_continue, steps, preds, step_qh, step_qc,
+                                    self.halt_rule, seconds=time.perf_counter() - start)

@@ -156,27 +156,45 @@ def export_program(module: OneStep | WholePuzzle, batch_size: int = 2) -> torch.
 
 
 class TorchStep:
-    """The PyTorch inner model as an ACT step function (the reference the others are checked against)."""
+    """The PyTorch inner model as an ACT step function: the reference the other backends are checked against,
+    and the step `hrm eval`, the trainer's evaluation and `hrm solve` run.
+
+    By default NumPy in, NumPy out (float32), like every other backend. With `device_carry=True` the carry
+    stays a tensor on the model's device in the forward dtype between steps (no host round trip: what the
+    evaluation runs); logits and Q logits still come back as float32 NumPy, the driver's currency.
+    `forward` replaces the inner model's call (a compiled version of it: hrm.device.compiled).
+    """
 
     name = "torch"
 
-    def __init__(self, inner: nn.Module):
+    def __init__(self, inner: nn.Module, device_carry: bool = False, forward=None):
         self.inner = inner.eval()
+        self.forward = forward or inner
         self.dtype = inner.forward_dtype
         init = inner.carry_init()
         self.device = next(iter(init.values())).device
         self.carry_init = {name: value.float().cpu().numpy() for name, value in init.items()}
         self.carry_positions = inner.carry_positions
+        self.device_carry = device_carry
+        if device_carry:
+            self.fresh_carry = self._fresh_carry
+
+    def _fresh_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
+        return dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
+
+    def _tensor(self, a, dtype=None) -> torch.Tensor:
+        if isinstance(a, torch.Tensor):
+            return a.to(self.device, dtype)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype)
 
     def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
-        def tensor(a, dtype=None):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype)
         with torch.inference_mode():
-            batch = {"inputs": tensor(inputs), "puzzle_identifiers": tensor(puzzle_identifiers)}
-            new_carry, logits, (q_halt, q_continue) = self.inner(
-                {name: tensor(value, self.dtype) for name, value in carry.items()}, batch)
+            batch = {"inputs": self._tensor(inputs), "puzzle_identifiers": self._tensor(puzzle_identifiers)}
+            new_carry, logits, (q_halt, q_continue) = self.forward(
+                {name: self._tensor(value, self.dtype) for name, value in carry.items()}, batch)
 
         def array(t):
             return t.float().cpu().numpy()
-        return StepOutputs({name: array(value) for name, value in new_carry.items()}, array(logits), array(q_halt),
-                           array(q_continue))
+        if not self.device_carry:
+            new_carry = {name: array(value) for name, value in new_carry.items()}
+        return StepOutputs(dict(new_carry), array(logits), array(q_halt), array(q_continue))

@@ -1,4 +1,4 @@
-"""What every inner model shares: the puzzle's input embedding and the two heads (docs: numerics).
+"""What every inner model shares: the puzzle's input embedding and the two heads (semantics §3, §6.1).
 
     PuzzleInner.build_io          embed_tokens, lm_head, q_head, puzzle_emb, rotary_emb | embed_pos, created
                                   in the originals' order (it fixes the RNG stream of a seeded init)

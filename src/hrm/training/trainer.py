@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.device import choose, compile_enabled, warn_compile_failed
+from hrm.compiling import maybe_compiled
+from hrm.device import choose, compile_enabled
 from hrm.models import IGNORE_LABEL_ID, build_model
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
@@ -160,29 +161,16 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
         self._interrupted = False
+        self._eval_runner = None
 
     # ------------------------------------------------------------------------------------------------
     # Setup helpers
 
     def _compiled_forward(self):
-        if not compile_enabled(self.config.compile, self.device):
-            return self.head
-        import torch._inductor.config as inductor_config
-        # NOTE: compiled code draws the exploration randoms from torch's generator, like eager code, so a
-        # compiled run is reproducible and resumes exactly.
-        inductor_config.fallback_random = True
-        return torch.compile(self.head, dynamic=False)
+        return maybe_compiled(self.head, compile_enabled(self.config.compile, self.device))
 
     def _call(self, carry, batch, return_keys=()):
-        if self.forward is not self.head:
-            try:
-                return self.forward(carry, batch, return_keys)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
-                warn_compile_failed(e)
-                self.forward = self.head
-        return self.head(carry, batch, return_keys)
+        return self.forward(carry, batch, return_keys)
 
     def _resume(self) -> int:
         """Load the latest (or the named) checkpoint of config.resume; returns its step."""
@@ -319,17 +307,7 @@ class Trainer:
             return False
         from hrm.evaluation.metrics import normalise
 
-        module = self.forward
-        module.eval()
-        try:
-            sums, rows = self._evaluate(module)
-        except Exception as e:  # noqa: BLE001 - a compiler failure in eval mode: retry eagerly
-            if module is self.head or isinstance(e, torch.OutOfMemoryError):
-                raise
-            warn_compile_failed(e, " in evaluation")
-            self.forward = self.head
-            self.head.eval()
-            sums, rows = self._evaluate(self.head)
+        sums, rows = self._evaluate()
         metrics = {f"eval/{k}": float(v) for k, v in normalise(sums).items()}
         self.last_eval = metrics
         if self.processes.is_main:
@@ -341,33 +319,19 @@ class Trainer:
                 self._save_predictions(rows)
         return self._emit(TrainEvent("eval", self.step, self.total_steps, metrics, self.run_dir))
 
-    def _evaluate(self, module) -> tuple[dict[str, float], Any]:
-        """The test split (or its first data.eval_max_examples) in eval mode: every row runs halt_max_steps
-        segments from a fresh carry (semantics §11.1). Returns the loss head's metric sums over all ranks and,
-        when eval_save_outputs asks for them, the rows (hrm.evaluation.loop.evaluate gathers them)."""
-        from hrm.evaluation.loop import METRIC_KEYS, evaluate, run_act
+    def _evaluate(self) -> tuple[dict[str, float], Any]:
+        """The test split (or its first data.eval_max_examples) under the evaluation protocol (one loop for
+        every caller: hrm.evaluation.loop.evaluate). Returns the loss head's metric sums over all ranks and,
+        when eval_save_outputs asks for them, the rows; without, only the sums are kept, so a large test split
+        costs no host memory."""
+        from hrm.evaluation.loop import evaluate, torch_runner
 
-        max_examples = self.config.data.eval_max_examples
-        if self.config.eval_save_outputs:
-            outputs = evaluate(module, self.test_data, self.device, max_examples=max_examples)
-            return outputs.metric_sums, (outputs.rows if self.processes.is_main else None)
-        # Without outputs to save only the sums are kept, so a large test split costs no host memory.
-        data = self.test_data
-        offsets = torch.arange(data.local_batch_size) + data.rank * data.local_batch_size
-        sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
-        seen = 0
-        for test_batch in data.iter_test_batches():
-            if max_examples is not None and seen >= max_examples:
-                break
-            real = test_batch.global_size if max_examples is None else min(test_batch.global_size, max_examples - seen)
-            seen += test_batch.global_size
-            batch = dict(test_batch.batch)
-            if real < test_batch.global_size:          # the prefix ends inside this batch: ignore the rest
-                batch["labels"] = torch.where((offsets >= real).unsqueeze(-1), IGNORE_LABEL_ID, batch["labels"])
-            out = run_act(module, {k: v.to(self.device) for k, v in batch.items()})
-            sums += torch.tensor([float(out.metrics[k]) for k in METRIC_KEYS], dtype=torch.float64)
-        sums = dist_.reduce_to_main(sums.to(self.device if self.device.type == "cuda" else "cpu"), self.processes)
-        return dict(zip(METRIC_KEYS, sums.tolist())), None
+        if self._eval_runner is None:
+            self._eval_runner = torch_runner(self.head, compile=compile_enabled(self.config.compile, self.device))
+        keep = bool(self.config.eval_save_outputs)
+        outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples,
+                           runner=self._eval_runner, keep_rows=keep)
+        return outputs.metric_sums, (outputs.rows if keep and self.processes.is_main else None)
 
     def _save_predictions(self, rows: dict) -> None:
         """NOTE: the original saves the keys named in eval_save_outputs with torch.save; hrm writes the
@@ -417,7 +381,7 @@ class Trainer:
     # Feedback
 
     def device_summary(self) -> str:
-        compiled = "compiled" if self.forward is not self.head else "eager"
+        compiled = "compiled" if getattr(self.forward, "compiled", False) else "eager"
         procs = f", {self.processes.world_size} processes" if self.processes.distributed else ""
         return (f"device={self.device} dtype={str(self.dtype).removeprefix('torch.')} ({self.device_reason}), "
                 f"{compiled}{procs}")

@@ -133,7 +133,7 @@ def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path,
 def torch_trajectory(model: LoadedModel, inputs: np.ndarray, labels: np.ndarray | None = None,
                      puzzle_identifier: int = 0, title: str = "") -> Trajectory:
     """Run the eval-mode ACT loop on one puzzle and keep every step's answer."""
-    from hrm.evaluation.loop import run_act
+    from hrm.evaluation.loop import run_batch
 
     inputs = np.asarray(inputs, dtype=np.int32)
     if inputs.shape != (model.config.seq_len,):
@@ -142,6 +142,6 @@ def torch_trajectory(model: LoadedModel, inputs: np.ndarray, labels: np.ndarray 
              "labels": torch.from_numpy(np.full(inputs.shape, IGNORE_LABEL, np.int32) if labels is None
                                         else np.asarray(labels, dtype=np.int32))[None],
              "puzzle_identifiers": torch.tensor([puzzle_identifier], dtype=torch.int32)}
-    out = run_act(model.head, batch, save_steps=True)
-    return Trajectory(inputs, labels, out.step_predictions[0].numpy(), out.step_q_halt_logits[0].numpy(),
-                      out.step_q_continue_logits[0].numpy(), title, model.config.halting_policy.rule)
+    out = run_batch(model.head, batch, save_steps=True)
+    return Trajectory(inputs, labels, out.step_predictions[0], out.step_q_halt[0], out.step_q_continue[0], title,
+                      model.config.halting_policy.rule)
