@@ -137,6 +137,15 @@ class Args:
         return f"Args({self.values()!r}, command={self.command!r})"
 
 
+def _wrap(text: str, width: int) -> str:
+    """Long lines folded (at their indentation), short ones (a preformatted example) kept as they are."""
+    out = []
+    for line in text.rstrip().splitlines():
+        indent = line[:len(line) - len(line.lstrip())]
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) if len(line) > width else [line]
+    return "\n".join(out)
+
+
 def _norm(key: str) -> str:
     return key.lstrip("-+").replace("-", "_")
 
@@ -201,8 +210,8 @@ class Command:
             hint = f"; did you mean '{self._by_name[close[0]].flag if said.startswith('-') else close[0]}'?"
         elif names:
             hint = f" (options: {', '.join(names)})"
-        if self.passthrough:
-            hint += "; other keys are given as key=value"
+        if self.passthrough and said.startswith("-"):
+            hint += f" ({self.prog}'s other keys are given as key=value)"
         return UsageError(f"{self.prog}: unknown option '{said.partition('=')[0]}'{hint}")
 
     def _parse_options(self, argv: list[str]) -> Args:
@@ -337,7 +346,7 @@ class Command:
                          for o in positional)
         lines = [f"usage: {self.prog} {usage + ' ' if usage else ''}[key=value ...]", ""]
         if self.description:
-            lines += [self.description.rstrip(), ""]
+            lines += [_wrap(self.description, width), ""]
         name_w = max([len(o.name) for o in self.options] + [8])
         type_w = min(max([len(o.shown_type) for o in self.options] + [4]), 24)
         indent = 2 + name_w + 2 + type_w + 2
@@ -363,7 +372,7 @@ class Command:
                 lines += [" " * indent + line for line in body[1:]]
             lines.append("")
         if self.passthrough_help:
-            lines += [self.passthrough_help.rstrip(), ""]
+            lines += [_wrap(self.passthrough_help, width), ""]
         lines += textwrap.wrap("Every option is key=value; --key value, --key=value and dashes for underscores "
                                "(--data-path, data-path=) work too; a boolean alone (--json) means true. "
                                "Booleans: true/false, yes/no, on/off, 1/0.", width, break_on_hyphens=False)

@@ -41,7 +41,7 @@ def _sources(noun: str) -> list[Option]:
     ]
 
 
-def _spec() -> Command:
+def spec() -> Command:
     sudoku = Command("hrm data sudoku", "build a Sudoku dataset from files or by generating puzzles", [
         *_common(), *_sources("puzzle"),
         Option("box", default="3x3", help="box shape RxC: 3x3 (9x9 board), 2x3 (6x6), 2x2 (4x4) ..."),
@@ -193,7 +193,7 @@ def _show(args: Args) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = _spec().parse_or_exit(argv)
+    args = spec().parse_or_exit(argv)
     handlers = {"sudoku": _sudoku, "maze": _maze, "arc": _arc, "check": _check, "show": _show}
     try:
         if args.command in ("sudoku", "maze", "arc"):  # refuse a bad --output-dir before the work, not after
