@@ -138,11 +138,22 @@ class Args:
 
 
 def _wrap(text: str, width: int) -> str:
-    """Long lines folded (at their indentation), short ones (a preformatted example) kept as they are."""
-    out = []
+    """Runs of unindented lines refilled as paragraphs; indented lines (examples) kept as they are."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            out.extend(textwrap.wrap(" ".join(run), width, break_on_hyphens=False))
+            run.clear()
+
     for line in text.rstrip().splitlines():
-        indent = line[:len(line) - len(line.lstrip())]
-        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) if len(line) > width else [line]
+        if line.strip() and not line[0].isspace():
+            run.append(line.strip())
+            continue
+        flush()
+        out.append(line.rstrip())
+    flush()
     return "\n".join(out)
 
 
