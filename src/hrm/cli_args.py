@@ -359,7 +359,7 @@ class Command:
         if self.description:
             lines += [_wrap(self.description, width), ""]
         name_w = max([len(o.name) for o in self.options] + [8])
-        type_w = min(max([len(o.shown_type) for o in self.options] + [4]), 24)
+        type_w = max([len(o.shown_type) for o in self.options if len(o.shown_type) <= 16] + [4])
         indent = 2 + name_w + 2 + type_w + 2
         for title, group in (("arguments (also given bare, in this order):", positional),
                              ("options:", [o for o in self.options if not o.positional])):
@@ -376,8 +376,8 @@ class Command:
                 spellings = [o.flag] + ([o.short] if o.short else [])
                 text = o.help + (f" [{'; '.join(facts)}]" if facts else "") + f" ({', '.join(spellings)})"
                 head = f"  {o.name:<{name_w}}  {o.shown_type:<{type_w}}  "
-                if len(head) > indent:
-                    head += "\n" + " " * indent
+                if len(head) > indent:                  # a long type on its own line
+                    head = head.rstrip() + "\n" + " " * indent
                 body = textwrap.wrap(text, width - indent, break_on_hyphens=False) or [""]
                 lines.append(head + body[0])
                 lines += [" " * indent + line for line in body[1:]]
