@@ -157,6 +157,11 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(out)
 
 
+def _q(text: str) -> str:
+    """A word of the command line, quoted, on one line whatever it holds."""
+    return f"'{text}'" if text.isprintable() and "'" not in text else repr(text)
+
+
 def _norm(key: str) -> str:
     return key.lstrip("-+").replace("-", "_")
 
@@ -203,7 +208,7 @@ class Command:
         name = argv[0]
         if name not in self.commands:
             close = difflib.get_close_matches(name, list(self.commands), n=1)
-            raise UsageError(f"{self.prog}: unknown command {name!r}" + (f"; did you mean '{close[0]}'?" if close else "")
+            raise UsageError(f"{self.prog}: unknown command {_q(name)}" + (f"; did you mean '{close[0]}'?" if close else "")
                              + f" (one of: {', '.join(self.commands)})")
         args = self.commands[name].parse(argv[1:])
         if args.command is None:
@@ -223,7 +228,7 @@ class Command:
             hint = f" (options: {', '.join(names)})"
         if self.passthrough and said.startswith("-"):
             hint += f" ({self.prog}'s other keys are given as key=value)"
-        return UsageError(f"{self.prog}: unknown option '{said.partition('=')[0]}'{hint}")
+        return UsageError(f"{self.prog}: unknown option {_q(said.partition('=')[0])}{hint}")
 
     def _parse_options(self, argv: list[str]) -> Args:
         values: dict[str, Any] = {o.name: (list(o.default) if o.many and o.default is not None else o.default)
@@ -307,7 +312,7 @@ class Command:
                 break
             if not positionals:
                 shown = " ".join(o.name.upper() for o in self.options if o.positional)
-                raise UsageError(f"{self.prog}: '{bare[0]}' is not a key=value argument"
+                raise UsageError(f"{self.prog}: {_q(bare[0])} is not a key=value argument"
                                  + (f" (the positional ones: {shown}, all given)" if shown else
                                     f" (e.g. {self.options[0].name}=...)" if self.options else ""))
             option = positionals.pop(0)
