@@ -237,3 +237,21 @@ def test_the_parser_raises_only_its_own_error(words, command, data):
         return
     for option in command.options:
         assert hasattr(args, option.name)
+
+
+def test_the_readme_command_lines_parse():
+    """Every `hrm ...` line of the README's code blocks is a valid command line (parsed, not run)."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line.removeprefix("$ ") for block in re.findall(r"```(?:bash)?\n(.*?)```", readme, re.S)
+             for line in block.replace("\\\n", " ").splitlines()
+             if line.removeprefix("$ ").split()[:2] in [["hrm", name] for name in cli.COMMANDS]]   # not output lines
+    assert len(lines) > 10
+    for line in lines:
+        words = shlex.split(line, comments=True)[1:]
+        try:
+            cli.spec(words[0]).parse(words[1:])
+        except CommandLineExit as e:
+            pytest.fail(f"README: {line!r}: {e.message}")
