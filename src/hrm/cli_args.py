@@ -58,7 +58,8 @@ def parse_bool(text: str) -> bool:
 
 
 def _type_name(tp: Callable[[str], Any]) -> str:
-    return {str: "TEXT", int: "INT", float: "NUMBER", bool: "BOOL", Path: "PATH"}.get(tp, getattr(tp, "__name__", "VALUE").upper())
+    names = {str: "TEXT", int: "INT", float: "NUMBER", bool: "BOOL", Path: "PATH"}
+    return names.get(tp, getattr(tp, "__name__", "VALUE").upper())
 
 
 def _convert(tp: Callable[[str], Any], text: str) -> Any:
@@ -76,21 +77,22 @@ def _convert(tp: Callable[[str], Any], text: str) -> Any:
 
 
 def _expected(tp: Callable[[str], Any]) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false (or yes/no, on/off, 1/0)"}.get(tp, _type_name(tp).lower())
+    words = {int: "an integer", float: "a number", bool: "true or false (or yes/no, on/off, 1/0)"}
+    return words.get(tp, _type_name(tp).lower())
 
 
 @dataclass(frozen=True)
 class Option:
-    name: str                                        # canonical spelling, with underscores: output_dir
-    type: Callable[[str], Any] = str                 # str, int, float, bool, Path, or any str -> value callable
+    name: str                              # canonical spelling, with underscores: output_dir
+    type: Callable[[str], Any] = str       # str, int, float, bool, Path, or any str -> value callable
     default: Any = None
     help: str = ""
     choices: Sequence[str] | None = None
     required: bool = False
-    positional: bool = False                          # may be given bare, in declaration order
-    many: bool = False                                # a list: key=a,b,c or --key a b c (a positional one takes the rest)
-    short: str | None = None                          # e.g. "-o"
-    metavar: str | None = None
+    positional: bool = False               # may be given bare, in declaration order
+    many: bool = False                     # a list: key=a,b,c or --key a b c (a positional one takes the rest)
+    short: str | None = None               # e.g. "-o"
+    metavar: str | None = None             # the type shown in --help
 
     @property
     def flag(self) -> str:
