@@ -16,10 +16,7 @@ in every augmented version the model was trained with, as evaluation does (seman
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,37 +288,3 @@ def solve(checkpoint: str | Path, puzzle: Any, *, halting: str = "fixed", tta: i
           seq_len: int | None = None) -> SolveResult:
     """Solve one puzzle with a checkpoint: a Sudoku string, a maze text (or file), or an ARC task (JSON file or dict)."""
     return Solver(checkpoint, device, dtype, data_path, seq_len).solve(puzzle, halting=halting, tta=tta, seed=seed)
-
-
-# ----------------------------------------------------------------------------------------------------
-# `hrm solve`
-
-def main(argv: list[str]) -> int:
-    from hrm.evaluation.sources import EvalError
-
-    parser = argparse.ArgumentParser(prog="hrm solve", description="Solve one puzzle with a checkpoint: print the answer "
-                                     "as a grid, the prediction at every ACT step, and where the model halts.")
-    parser.add_argument("checkpoint", help="run directory, checkpoints/step_<N>, hrm weights, or an original step_<N>")
-    parser.add_argument("puzzle", help="a Sudoku string (e.g. '53..7....6..195...'), a maze text file, or an ARC task JSON")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
-    parser.add_argument("--steps", action="store_true", help="draw the full grid at every step (mazes, ARC)")
-    parser.add_argument("--halting", choices=("fixed", "q"), default="fixed",
-                        help="fixed: answer after halt_max_steps steps (the original); q: stop where the Q head says halt")
-    parser.add_argument("--tta", type=int, default=1, help="Sudoku/maze: also solve K-1 symmetric versions and vote")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --tta versions")
-    parser.add_argument("--data-path", default=None, help="the checkpoint's dataset (default: the one its run recorded)")
-    parser.add_argument("--seq-len", type=int, default=None, help="for original checkpoints whose dataset is not at hand")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    args = parser.parse_args(argv)
-    try:
-        result = solve(args.checkpoint, args.puzzle, halting=args.halting, tta=args.tta, seed=args.seed,
-                       device=args.device, dtype=args.dtype, data_path=args.data_path, seq_len=args.seq_len)
-    except (PuzzleError, EvalError, ValueError) as e:
-        print(f"hrm solve: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        print(result.render(show_steps=args.steps))
-    return 0

@@ -11,9 +11,9 @@ adds, and their architecture comes from `all_config.yaml` beside them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -260,13 +260,19 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
 # ----------------------------------------------------------------------------------------------------
 # `hrm convert ORIGINAL OUT_DIR`
 
+def convert_spec():
+    from hrm.cli_args import Command, Option
+    return Command("hrm convert", "Convert an original HRM checkpoint (torch.save'd state dict + all_config.yaml) "
+                   "to hrm's safetensors format.", [
+                       Option("checkpoint", Path, positional=True, required=True,
+                              help="original checkpoint file, e.g. checkpoints/.../step_26040"),
+                       Option("output_dir", Path, positional=True, required=True,
+                              help="directory to write model.safetensors and config.json to"),
+                       Option("seq_len", int, help="sequence length, if not derivable (RoPE without data_path)")])
+
+
 def convert_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm convert", description="Convert an original HRM checkpoint "
-                                     "(torch.save'd state dict + all_config.yaml) to hrm's safetensors format.")
-    parser.add_argument("checkpoint", type=Path, help="original checkpoint file, e.g. checkpoints/.../step_26040")
-    parser.add_argument("output_dir", type=Path, help="directory to write model.safetensors and config.json to")
-    parser.add_argument("--seq-len", type=int, default=None, help="sequence length, if not derivable (RoPE without data_path)")
-    args = parser.parse_args(argv)
+    args = convert_spec().parse_or_exit(argv)
 
     overrides = {"seq_len": args.seq_len} if args.seq_len else None
     try:
@@ -274,7 +280,8 @@ def convert_main(argv: list[str]) -> int:
         # whatever dtype this machine would compute in.
         head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32, arch_overrides=overrides)
     except CheckpointError as e:
-        parser.exit(2, f"hrm convert: {e}\n")
+        print(f"hrm convert: {e}", file=sys.stderr)
+        return 2
     save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)},
                  trained_dtype=trained_dtype(args.checkpoint) or "float32")
     n_params = sum(p.numel() for p in head.parameters())

@@ -23,7 +23,6 @@ exit status 2, as is a fixture of an architecture this hrm does not implement ye
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -449,13 +448,18 @@ def format_report(groups: dict[str, GroupReport], absent: dict[str, str] | None 
     return "\n".join(lines)
 
 
+def spec():
+    from hrm.cli_args import Command, Option
+    return Command("hrm check-reference", "Compare hrm's model with a fixture recorded from the original code.", [
+        Option("fixture", Path, positional=True, required=True,
+               help="the fixture's JSON sidecar (its .safetensors lies beside it)")])
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm check-reference",
-                                     description="Compare hrm's model with a fixture recorded from the original code.")
-    parser.add_argument("fixture", type=Path, help="the fixture's JSON sidecar (its .safetensors lies beside it)")
-    args = parser.parse_args(argv)
+    args = spec().parse_or_exit(argv)
     if not args.fixture.is_file():
-        parser.exit(2, f"hrm check-reference: {args.fixture}: no such file\n")
+        print(f"hrm check-reference: {args.fixture}: no such file", file=sys.stderr)
+        return 2
     try:
         fixture = Fixture(args.fixture)
         run = ReferenceRun(fixture)
