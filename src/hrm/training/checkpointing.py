@@ -47,6 +47,7 @@ class TrainProgress:
     dataset_hash: str
     loader: dict[str, Any]          # PuzzleDataset.state_dict() (identical on every rank)
     rng_extra: list[dict[str, Any]] = field(default_factory=list)   # per rank: numpy and python RNG parts
+    lr_horizon: int = 0             # steps the LR schedule spans (0: written before it was recorded)
     format: str = FORMAT
     version: int = VERSION
 

@@ -82,7 +82,8 @@ def train_for(config, minutes: float, log=print):
             t0, step0 = since_warmup[0]
             if event.step > step0:
                 rate = (event.step - step0) / (now - t0)
-                trainer.config.lr_schedule_steps = event.step + max(1, round(rate * (deadline - now)))
+                horizon = event.step + max(1, round(rate * (deadline - now)))
+                trainer.state.lr_horizon = trainer.config.lr_schedule_steps = horizon
         return None
 
     start = time.perf_counter()
