@@ -76,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, function, _, _ = COMMANDS[name]
     command = getattr(importlib.import_module(module_name), function)
-    return int(command(rest) or 0)
+    try:
+        return int(command(rest) or 0)
+    except OSError as e:
+        # The machine, not the input: a full disk, a read-only or vanished folder. One line, naming the path.
+        from hrm.files import describe_os_error
+        print(f"hrm {name}: {describe_os_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

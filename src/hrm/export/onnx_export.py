@@ -60,7 +60,12 @@ def export_onnx(inner, path: str | Path, kind: str = "step", source: str | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         staged = Path(tmp) / path.name
-        onnx_program.save(staged, external_data=external)
+        try:
+            onnx_program.save(staged, external_data=external)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = str(path)       # a failed write names no file: name the export
+            raise
         if external:   # the weights file is named after the model and referenced relative to it
             os.replace(Path(tmp) / (path.name + ".data"), path.parent / (path.name + ".data"))
         os.replace(staged, path)
