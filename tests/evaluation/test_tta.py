@@ -83,3 +83,53 @@ def test_voting_ranks_by_count_then_confidence_then_first_seen():
     assert ranked[1].votes == 2 and ranked[1].confidence == pytest.approx(0.5)
     ranked = rank([("x", "X", -2.0), ("y", "Y", 2.0)])
     assert [c.key for c in ranked] == ["y", "x"]                         # one vote each: confidence decides
+
+
+def test_vote_batch_maps_every_version_back_and_keeps_the_majority():
+    """A scripted model answers each version of a row in that version's frame: at the last step right in 3 of
+    5 versions (a different wrong answer in the others), at the Q-halt step one common wrong answer in those
+    3 versions. The vote must undo every transform and keep the majority of the answers it is asked for."""
+    import torch
+
+    from hrm.export.act import ACTResult
+
+    side, vocab, versions, seed = 4, 6, 5, 7
+    augmenter = tta.augmenter_for("maze", side * side, vocab)
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(1, vocab, size=(2, side * side))
+    right = rng.integers(1, vocab, size=(2, side * side))
+    common_wrong = np.roll(right, 1, axis=1)
+    indices = np.array([10, 11])
+    mappings, token_maps = tta.draw_versions(augmenter, indices, versions - 1, seed)
+
+    def in_frame(tokens, v):                       # tokens of the original frame, seen in version v's frame
+        return tokens if v == 0 else tta.apply(tokens, mappings[v - 1], token_maps[v - 1])
+
+    script = {}                                     # version inputs -> (last-step answer, Q-halt answer)
+    for v in range(versions):
+        majority = v in (1, 2, 3)
+        final = right if majority else np.roll(right, v + 2, axis=1)
+        q_halted = common_wrong if majority else right
+        script[in_frame(inputs, v).tobytes()] = (in_frame(final, v), in_frame(q_halted, v))
+
+    def result(version_inputs, q):
+        final, q_halted = script[version_inputs.tobytes()]
+        B = len(final)
+        return ACTResult(predictions=final, logits=np.zeros(final.shape + (vocab,), np.float32), q_halt=q,
+                         q_continue=np.zeros(B, np.float32), steps=np.full(B, 3, np.int32),
+                         q_halt_step=np.full(B, 2, np.int32), q_halt_predictions=q_halted, q_halt_q=q)
+
+    calls = []
+
+    def run(batch):
+        calls.append(batch["inputs"])
+        return result(batch["inputs"].numpy().astype(inputs.dtype), np.full(2, 0.5, np.float32))
+
+    batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)), "labels": torch.from_numpy(right.astype(np.int32)),
+             "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
+    first = result(inputs, np.full(2, 0.9, np.float32))
+    voted = tta.vote_batch(run, batch, first, augmenter, indices, versions, seed)
+    assert len(calls) == versions - 1                    # the original (`first`) is not run again
+    assert np.array_equal(voted, right)
+    voted_q = tta.vote_batch(run, batch, first, augmenter, indices, versions, seed, use_q_halt=True)
+    assert np.array_equal(voted_q, common_wrong)
