@@ -116,3 +116,14 @@ def test_every_backend_agrees_with_pytorch_on_a_trained_checkpoint(tmp_path):
     predictions = run_act(TorchStep(head.model.inner), inputs, ids, arch.halt_max_steps).predictions
     expected = MAPPING[inputs[:, ::-1]]
     assert (predictions == expected).mean() > 0.5
+
+
+@pytest.mark.parametrize("trained,says", [("float32", "dtype: float32 (as trained)"),
+                                          ("bfloat16", "dtype: float32, not bfloat16 as the run trained")])
+def test_an_export_states_its_dtype_against_the_trained_one(trained, says, tmp_path):
+    from hrm.export.commands import export_dtype_note
+    from hrm.models.checkpoint import save_weights
+    from hrm.models.reference import ReferenceRun
+    fixture = load_fixture()
+    path = save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt", trained_dtype=trained)
+    assert export_dtype_note(path, "onnx").startswith(says)

@@ -33,10 +33,25 @@ def _check_against_torch(name: str, step, head, config) -> str:
     from hrm.export.verify import errors
 
     inputs, ids = _smoke_inputs(config)
-    ours = run_act(step, inputs, ids, config.halt_max_steps)
-    ref = run_act(TorchStep(head.model.inner), inputs, ids, config.halt_max_steps)
+    rule = config.halting_policy.rule
+    ours = run_act(step, inputs, ids, config.halt_max_steps, halt_rule=rule)
+    ref = run_act(TorchStep(head.model.inner), inputs, ids, config.halt_max_steps, halt_rule=rule)
     _, rel = errors(ours.logits, ref.logits)
     return f"ran {name} on 2 random puzzles x {config.halt_max_steps} steps: logits max rel error vs PyTorch {rel:.1e}"
+
+
+def export_dtype_note(checkpoint, target: str) -> str:
+    """The dtype line of an export. NOTE: exports are float32 whatever the run trained in: the runtimes they
+    target (onnxruntime's and IREE's CPU kernels, the browser's WebAssembly) have no bfloat16 matmuls; the
+    line says so when the run trained in another dtype, since its answers can then differ slightly from
+    `hrm eval`'s (`hrm verify` measures by how much)."""
+    from hrm.models.checkpoint import trained_dtype
+
+    trained = trained_dtype(checkpoint)
+    if trained in (None, "float32"):
+        return "dtype: float32" + (" (as trained)" if trained else "")
+    return (f"dtype: float32, not {trained} as the run trained: {target} runtimes have no {trained} kernels on "
+            f"the CPU; hrm verify shows how far the float32 export is from the {trained} model")
 
 
 def export_spec() -> Command:
@@ -108,6 +123,7 @@ def export_main(argv: list[str]) -> int:
     n_params = sum(p.numel() for p in head.parameters())
     print(f"model: {config.name}, {n_params:,} parameters, hidden {config.hidden_size}, "
           f"seq_len {config.seq_len}, halt_max_steps {config.halt_max_steps}")
+    print(export_dtype_note(args.checkpoint, args.target))
 
     if args.target == "onnx":
         from hrm.export.onnx_export import OnnxStep, OnnxWholePuzzle, export_onnx
@@ -123,7 +139,7 @@ def export_main(argv: list[str]) -> int:
             from hrm.export.verify import errors
             inputs, ids = _smoke_inputs(config)
             ours = OnnxWholePuzzle(out).run(inputs, ids)
-            ref = run_act(TorchStep(inner), inputs, ids, config.halt_max_steps)
+            ref = run_act(TorchStep(inner), inputs, ids, config.halt_max_steps, halt_rule=config.halting_policy.rule)
             print(f"ran it on 2 random puzzles: logits max rel error vs PyTorch {errors(ours.logits, ref.logits)[1]:.1e}")
         return 0
 
