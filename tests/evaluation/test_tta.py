@@ -91,7 +91,7 @@ def test_vote_batch_maps_every_version_back_and_keeps_the_majority():
     3 versions. The vote must undo every transform and keep the majority of the answers it is asked for."""
     import torch
 
-    from hrm.export.act import ACTResult
+    from hrm.act_driver import ACTResult
 
     side, vocab, versions, seed = 4, 6, 5, 7
     augmenter = tta.augmenter_for("maze", side * side, vocab)

@@ -9,7 +9,7 @@ require_module("torch_mlir", reason="torch-mlir is not installed (pip install 'h
 require_module("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
 require_module("iree.runtime", reason="iree-base-runtime is not installed (pip install 'hrm[ports]')")
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.export.mlir_export import IreeStep  # noqa: E402
 
 TOLERANCE = 1e-4

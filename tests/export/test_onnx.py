@@ -10,7 +10,7 @@ from reference_helpers import load_fixture, rel_error, require_module, save_fixt
 require_module("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
 require_module("onnxscript", reason="onnxscript is not installed (pip install 'hrm[ports]')")
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.export.onnx_export import OnnxStep, OnnxWholePuzzle  # noqa: E402
 
 TOLERANCE = 1e-4

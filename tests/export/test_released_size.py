@@ -14,7 +14,7 @@ require_module("iree.compiler", reason="iree-base-compiler is not installed (pip
 
 @pytest.mark.slow
 def test_released_architecture_exports_to_onnx_and_mlir_and_runs(tmp_path):
-    from hrm.export.act import initial_carry
+    from hrm.act_driver import initial_carry
     from hrm.export.mlir_export import IreeStep, compile_iree, export_mlir
     from hrm.export.onnx_export import OnnxStep, export_onnx
     from hrm.export.torch_step import OneStep, TorchStep, export_program

@@ -111,7 +111,7 @@ def test_every_backend_agrees_with_pytorch_on_a_trained_checkpoint(tmp_path):
         assert row.status == "ok", row.status
         assert row.agreement >= MIN_AGREEMENT and row.passed, format_table(rows)
     # The model learned something, so the agreement is about real answers: token accuracy well above chance.
-    from hrm.export.act import run_act
+    from hrm.act_driver import run_act
     from hrm.export.torch_step import TorchStep
     predictions = run_act(TorchStep(head.model.inner), inputs, ids, arch.halt_max_steps).predictions
     expected = MAPPING[inputs[:, ::-1]]

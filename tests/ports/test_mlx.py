@@ -9,7 +9,7 @@ from reference_helpers import load_fixture, rel_error, require_module
 mx = require_module("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
 from mlx.utils import tree_flatten  # noqa: E402
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.ports.mlx.convert import build, convert, load_mlx_model, mlx_name  # noqa: E402
 from hrm.ports.mlx.model import MlxStep  # noqa: E402
 from hrm.ports.mlx.train import AdamATan2, initial_carry, sparse_sign_sgd, train_step  # noqa: E402

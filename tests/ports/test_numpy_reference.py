@@ -10,7 +10,7 @@ import pytest
 import torch
 from reference_helpers import load_fixture, rel_error
 
-from hrm.export.act import run_act
+from hrm.act_driver import run_act
 from hrm.export.torch_step import TorchStep
 from hrm.ports.numpy import Arch, NumpyHRM, evaluate, load_hrm_weights
 
@@ -30,7 +30,7 @@ def numpy_model(fixture, dtype, params=None, **changes):
 
 def per_step(model, batch, steps):
     """The carry and outputs after each step of the eval loop (driving the step by hand)."""
-    from hrm.export.act import initial_carry
+    from hrm.act_driver import initial_carry
     inputs, ids = batch["inputs"].numpy(), batch["puzzle_identifiers"].numpy()
     carry = initial_carry(model, len(inputs))
     for _ in range(steps):
@@ -110,6 +110,6 @@ def test_missing_weight_is_named(fixture):
 
 
 def test_the_reference_imports_no_torch():
-    code = "import sys, hrm.ports.numpy, hrm.export.act; print('torch' in sys.modules)"
+    code = "import sys, hrm.ports.numpy, hrm.act_driver; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -31,6 +31,9 @@ from hrm.files import check_parent_dirs, make_partial_dir
 SPLITS = ("train", "test")
 ARRAY_FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 BLANK_IDENTIFIER = "<blank>"
+# The label the loader gives unsupervised positions (the dataset's ignore_label_id, and padding rows): the
+# loss and the metrics skip it (semantics §8.1). Defined here, with the format, so data imports no model code.
+IGNORE_LABEL_ID = -100
 
 
 class DatasetFormatError(ValueError):

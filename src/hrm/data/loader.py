@@ -28,10 +28,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from hrm.data.format import (DatasetFormatError, DatasetMetadata, load_metadata, load_set_arrays,
+from hrm.data.format import (IGNORE_LABEL_ID, DatasetFormatError, DatasetMetadata, load_metadata, load_set_arrays,
                              validate_set_structure)
 from hrm.data.manifest import verify_manifest
-from hrm.models.losses import IGNORE_LABEL_ID
 
 _verified: set[tuple[str, float]] = set()
 

@@ -1,7 +1,7 @@
 """`hrm eval backend=NAME`: the same evaluation with another backend than PyTorch.
 
 The backends (numpy, onnx, iree, mlx, ...) live in hrm.export and run the one ACT driver
-(hrm.export.act.run_act); this makes one a runner of hrm.evaluation.loop.evaluate: a batch in, the
+(hrm.act_driver.run_act); this makes one a runner of hrm.evaluation.loop.evaluate: a batch in, the
 driver's `ACTResult` out. The split loop and the metrics (the loss head's definitions, from the final
 logits) are then the same as for the PyTorch step.
 """
@@ -12,7 +12,7 @@ import tempfile
 import torch
 
 from hrm.evaluation.loop import Runner
-from hrm.export.act import ACTResult
+from hrm.act_driver import ACTResult
 
 
 def backend_runner(name: str, head, arch, source: str, threads: int | None = None) -> Runner:

@@ -1,6 +1,6 @@
 """The evaluation of a PyTorch model: one batch, and a whole split (semantics §11.1).
 
-    torch_runner(head)          the PyTorch step under the one ACT driver (hrm.export.act.run_act):
+    torch_runner(head)          the PyTorch step under the one ACT driver (hrm.act_driver.run_act):
                                 runner(batch, save_steps) -> ACTResult
     run_batch(head, batch)      one batch through it
     batch_metrics(...)          the loss head's metric sums for an ACTResult (the same definitions, the same
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hrm.export.act import ACTResult, run_act
+from hrm.act_driver import ACTResult, run_act
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead
 from hrm.models.losses import act_losses
 
@@ -30,7 +30,7 @@ Runner = Callable[[dict[str, torch.Tensor], bool], ACTResult]
 
 def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False) -> Runner:
     """`runner(batch, save_steps) -> ACTResult` for the PyTorch model: its inner step, the carry kept on the
-    device, under hrm.export.act.run_act. With `compile`, the inner model is compiled (hrm.compiling)."""
+    device, under hrm.act_driver.run_act. With `compile`, the inner model is compiled (hrm.compiling)."""
     from hrm.compiling import maybe_compiled
     from hrm.export.torch_step import TorchStep
 

@@ -108,7 +108,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.predictions import write_predictions
     from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
-    from hrm.training.distributed import device_for, init_processes, shutdown
+    from hrm.processes import device_for, init_processes, shutdown
 
     config.validate()
     resolved = resolve_checkpoint(config.checkpoint)

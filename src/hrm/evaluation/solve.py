@@ -8,7 +8,7 @@
     solver = hrm.evaluation.solve.Solver("runs/sudoku-demo")      # load once, solve many
     solver.solve(puzzle, halting="q", tta=8)
 
-The model runs the eval-mode ACT loop (hrm.export.act.run_act, through hrm.evaluation.loop.run_batch). By
+The model runs the eval-mode ACT loop (hrm.act_driver.run_act, through hrm.evaluation.loop.run_batch). By
 default the answer is the last step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
 (the model's halt rule, hrm.halting). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
 versions and the answers, mapped back, are voted. ARC tasks known to the checkpoint's dataset are solved
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.evaluation.puzzles import Puzzle, PuzzleError, read_puzzle
+from hrm.evaluation.puzzles import Puzzle, read_puzzle
 from hrm.halting import says_halt
 
 

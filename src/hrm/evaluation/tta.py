@@ -106,7 +106,7 @@ def vote_batch(run, batch: dict[str, torch.Tensor], first, augmenter: Augmenter,
                versions: int, seed: int, use_q_halt: bool = False) -> np.ndarray:
     """The voted answer (B, S) of every row over the original (already run: `first`) and versions - 1 transforms.
 
-    `run(batch) -> ACTResult` runs the ACT loop (hrm.export.act). use_q_halt takes each version's
+    `run(batch) -> ACTResult` runs the ACT loop (hrm.act_driver). use_q_halt takes each version's
     answer at its Q-halt step instead of its last step.
     """
     def answer(out):

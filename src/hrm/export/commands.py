@@ -28,7 +28,7 @@ def _smoke_inputs(config, batch_size: int = 2, seed: int = 0):
 
 def _check_against_torch(name: str, step, head, config) -> str:
     """Run the export for one ACT step next to PyTorch: proof that it runs, and how close it is."""
-    from hrm.export.act import run_act
+    from hrm.act_driver import run_act
     from hrm.export.torch_step import TorchStep
     from hrm.export.verify import errors
 
@@ -134,7 +134,7 @@ def export_main(argv: list[str]) -> int:
         if kind == "step":
             print(_check_against_torch("it with onnxruntime", OnnxStep(out), head, config))
         else:
-            from hrm.export.act import run_act
+            from hrm.act_driver import run_act
             from hrm.export.torch_step import TorchStep
             from hrm.export.verify import errors
             inputs, ids = _smoke_inputs(config)

@@ -5,7 +5,7 @@ onnxruntime-web's WebAssembly backends):
 
     step            *carry, inputs, puzzle_identifiers -> *new_carry, logits, q_halt, q_continue (the carry
                     the model declares: z_H, z_L for HRM; its names are in the metadata)
-                    (the host drives the ACT loop: hrm.export.act; the browser visualiser does the same)
+                    (the host drives the ACT loop: hrm.act_driver; the browser visualiser does the same)
     whole_puzzle    inputs, puzzle_identifiers, halt_early -> final and per-step outputs; the loop is a
                     `torch.while_loop`, exported as an ONNX Loop, so the graph holds one copy of the step
                     and halts early when asked to
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm.export.act import ACTResult, StepOutputs
+from hrm.act_driver import ACTResult, StepOutputs
 from hrm.export.metadata import carry_init, describe, halt_rule, read_metadata, write_sidecar
 
 OPSET = 18
@@ -104,7 +104,7 @@ def _metadata(session, path) -> dict[str, Any]:
 
 
 class OnnxStep:
-    """An exported one-step graph run by onnxruntime: an `hrm.export.act.StepFunction`."""
+    """An exported one-step graph run by onnxruntime: an `hrm.act_driver.StepFunction`."""
 
     name = "onnx"
 

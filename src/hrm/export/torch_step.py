@@ -1,6 +1,6 @@
 """The PyTorch model as an ACT step function, and the modules that the exporters trace.
 
-    TorchStep            head.model.inner as an `hrm.export.act.StepFunction` (NumPy in, NumPy out)
+    TorchStep            head.model.inner as an `hrm.act_driver.StepFunction` (NumPy in, NumPy out)
     OneStep              one ACT step as a plain tensor function: the graph that ONNX and MLIR export
     WholePuzzle          the whole eval loop in one graph, with `torch.while_loop`
     export_program       torch.export with a dynamic batch dimension, shared by the ONNX and MLIR routes
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.halting import says_halt
 
 
@@ -87,7 +87,7 @@ class WholePuzzle(nn.Module):
     step_predictions (B, K, S) int64, step_q_halt and step_q_continue (B, K), K = halt_max_steps.
     `halt_early` (a bool scalar): False runs every row K steps (the eval protocol); True stops a row at
     the first step where the Q head says halt (the model's halt rule), and the loop once every row has stopped. Per-step entries
-    after a row stopped hold NaN (floats) and -1 (predictions), as `hrm.export.act.run_act` returns.
+    after a row stopped hold NaN (floats) and -1 (predictions), as `hrm.act_driver.run_act` returns.
     """
 
     input_names = ["inputs", "puzzle_identifiers", "halt_early"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrm.export.act import ACTResult
+from hrm.act_driver import ACTResult
 from hrm.export.backends import build, unavailable, unsupported
 
 TOLERANCE = {"numpy": 1e-5, "numpy64": 1e-5}

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_LABEL_ID = -100
+from hrm.data.format import IGNORE_LABEL_ID
 
 
 def stablemax(x: torch.Tensor, epsilon: float = 1e-30) -> torch.Tensor:

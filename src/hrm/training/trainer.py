@@ -34,7 +34,8 @@ import torch
 
 from hrm.compiling import maybe_compiled
 from hrm.device import choose, compile_enabled
-from hrm.models import IGNORE_LABEL_ID, build_model
+from hrm.models import build_model
+from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
 from hrm.training.config import TrainConfig, config_to_dict, save_config
@@ -96,9 +97,9 @@ class Trainer:
         self.config = config = dataclasses.replace(config)
         self.callback = callback
         choice = choose(config.device, config.dtype)
-        self.processes = dist_.init_processes(choice.device)
+        self.processes = init_processes(choice.device)
         self.owns_process_group = self.processes.distributed
-        self.device, self.dtype = dist_.device_for(choice.device, self.processes), choice.dtype
+        self.device, self.dtype = device_for(choice.device, self.processes), choice.dtype
         self.device_reason = choice.reason
         rank, world = self.processes.rank, self.processes.world_size
         if config.global_batch_size % world:
@@ -394,5 +395,5 @@ class Trainer:
             self.loggers.close()
             self.loggers = None
         if self.owns_process_group:
-            dist_.shutdown(self.processes)
+            shutdown(self.processes)
             self.owns_process_group = False

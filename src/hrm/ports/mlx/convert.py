@@ -38,7 +38,7 @@ def mlx_name(state_dict_key: str) -> str:
 
 def build(arch_dict: dict[str, Any], state: dict[str, Any], source: str, dtype: mx.Dtype = mx.float32) -> HRMInner:
     """An MLX HRMInner for `arch_dict` holding `state` (original key names, arrays of any kind)."""
-    from hrm.export.backends import unsupported
+    from hrm.ports import unsupported
     reason = unsupported("mlx", str(arch_dict.get("name", "hrm_act_v1")))
     if reason:
         raise ValueError(f"{source}: {reason}")

@@ -2,7 +2,7 @@
 
     Attention, SwiGLU, Block, ReasoningModule     the layers of semantics §5.2-§5.6
     HRMInner                                      one ACT segment with the 1-step gradient (semantics §6)
-    MlxStep                                       the segment as an `hrm.export.act.StepFunction`
+    MlxStep                                       the segment as an `hrm.act_driver.StepFunction`
 
 Parameter names follow the original's state dict without `model.inner.` (hrm.ports.mlx.convert maps
 the three embedding tables, whose MLX attribute is `weight`). The puzzle table, H_init and L_init are
@@ -17,7 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.ports.numpy.model import Arch
 
 

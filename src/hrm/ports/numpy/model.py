@@ -6,7 +6,7 @@ It reads top to bottom as the spec does, and is the judge of the other backends:
     rms_norm, rope, attention, swiglu, block, reasoning_module     the layers (semantics §5.1-§5.6)
     NumpyInner            what every architecture shares: weights, input embeddings, heads
     NumpyHRM.__call__     one ACT segment of HRM (semantics §6)
-    evaluate              the eval ACT loop (hrm.export.act)
+    evaluate              the eval ACT loop (hrm.act_driver)
 The transformer baseline's port (hrm.ports.numpy.transformer) builds on the same layers.
 
 Computes in float32 or float64 throughout. The float32 path follows the PyTorch model's numerics
@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hrm.export.act import ACTResult, StepOutputs, run_act
+from hrm.act_driver import ACTResult, StepOutputs, run_act
 from hrm.halting import Q_HALT_GT_Q_CONTINUE
 
 PREFIX = "model.inner."
@@ -214,7 +214,7 @@ class NumpyInner:
 
 
 class NumpyHRM(NumpyInner):
-    """One ACT step of HRM in NumPy; an `hrm.export.act.StepFunction`."""
+    """One ACT step of HRM in NumPy; an `hrm.act_driver.StepFunction`."""
 
     def __init__(self, arch: Arch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
         super().__init__(arch, weights, dtype)
