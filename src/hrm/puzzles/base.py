@@ -148,6 +148,10 @@ class Family:
     def style(self, seq_len: int, vocab_size: int, box: tuple[int, int] | None = None) -> TaskStyle:
         raise NotImplementedError
 
+    def box_shape(self, seq_len: int, box: str | None = None) -> tuple[int, int] | None:
+        """(rows, cols) of the boxes the board is drawn in (Sudoku's); None for families without boxes."""
+        return None
+
     def read(self, puzzle: Any, seq_len: int, box: str | None = None) -> Puzzle:
         raise NotImplementedError
 

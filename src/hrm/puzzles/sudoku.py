@@ -108,6 +108,10 @@ class Sudoku(Family):
             raise ValueError(f"a {box[0]}x{box[1]} box does not fit a {side}x{side} Sudoku")
         return TaskStyle("sudoku", side, side, tokens, box=tuple(box) if box else sudoku_box(side), givens=True)
 
+    def box_shape(self, seq_len: int, box: str | None = None) -> tuple[int, int]:
+        """The dataset's recorded box ("2x3"), else the squarest that fits."""
+        return parse_box(box) or sudoku_box(math.isqrt(seq_len))
+
     def read(self, puzzle: Any, seq_len: int, box: str | None = None) -> Puzzle:
         from hrm.data.sudoku import SudokuInputError, encode_board, parse_board
 
