@@ -6,6 +6,7 @@ import pytest
 
 from hrm.evaluation import tta
 from hrm.evaluation.voting import rank
+from hrm.puzzles import ARC, MAZE, SUDOKU
 
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
 
@@ -32,7 +33,7 @@ def test_sudoku_versions_round_trip_and_stay_valid(box, side):
     solution = random_solution(shape, np.random.default_rng(0)).reshape(1, -1).astype(np.int64) + 1
     puzzle = solution.copy()
     puzzle[0, ::3] = 1                                                   # blanks
-    augmenter = tta.augmenter_for("sudoku", side * side, side + 2, box)
+    augmenter = SUDOKU.augmenter(side * side, side + 2, box)
     mappings, token_maps = tta.draw_versions(augmenter, np.array([0]), 20, seed=1)
     seen = set()
     for mapping, token_map in zip(mappings, token_maps):
@@ -50,7 +51,7 @@ def test_maze_versions_are_non_identity_dihedral_and_round_trip():
     rng = np.random.default_rng(0)
     maze = rng.integers(1, 6, size=(3, 16))
     maze[:, 0] = -100                                                    # ignored labels stay ignored
-    augmenter = tta.augmenter_for("maze", 16, 6)
+    augmenter = MAZE.augmenter(16, 6)
     mappings, token_maps = tta.draw_versions(augmenter, np.array([5, 6, 7]), 7, seed=0)
     for mapping, token_map in zip(mappings, token_maps):
         assert not (mapping == np.arange(16)).all(axis=1).any()
@@ -60,7 +61,7 @@ def test_maze_versions_are_non_identity_dihedral_and_round_trip():
 
 
 def test_versions_depend_on_the_example_not_the_batch():
-    augmenter = tta.augmenter_for("sudoku", 81, 11)
+    augmenter = SUDOKU.augmenter(81, 11)
     alone, _ = tta.draw_versions(augmenter, np.array([42]), 3, seed=7)
     batched, _ = tta.draw_versions(augmenter, np.array([3, 42, 9]), 3, seed=7)
     assert np.array_equal(alone[:, 0], batched[:, 1])
@@ -68,9 +69,9 @@ def test_versions_depend_on_the_example_not_the_batch():
 
 def test_augmenter_rejects_other_tasks():
     with pytest.raises(ValueError, match="ARC datasets carry"):
-        tta.augmenter_for("arc", 900, 12)
+        ARC.augmenter(900, 12)
     with pytest.raises(ValueError, match="does not fit"):
-        tta.augmenter_for("sudoku", 81, 11, "2x3")
+        SUDOKU.augmenter(81, 11, "2x3")
 
 
 def test_voting_ranks_by_count_then_confidence_then_first_seen():

@@ -133,27 +133,27 @@ def _show_kind(path: str, seq_len: int, vocab_size: int):
     import math
     from pathlib import Path
 
-    from hrm.data import arc, draw, maze
+    from hrm.data import draw
     from hrm.data.manifest import MANIFEST, read_manifest
     from hrm.data.sudoku_solver import Box
+    from hrm.puzzles import SUDOKU, detect, named
 
     manifest = read_manifest(path) or {}
-    kind = manifest.get("builder")
     where = Path(path) / MANIFEST
-    if kind not in ("sudoku", "maze", "arc"):
-        kind = draw.guess_kind(seq_len, vocab_size)
+    # NOTE: a builder that names no family (a test dataset's) is drawn as its shape says, not refused.
+    family = named(manifest.get("builder")) or detect(seq_len, vocab_size)
+    if family is None:
+        raise ValueError(f"cannot tell the puzzle kind of seq_len {seq_len}, vocab {vocab_size}")
     box = None
-    if kind == "sudoku":
+    fits = family.fits(seq_len, vocab_size)
+    if family is SUDOKU:
         box_text = (manifest.get("arguments") or {}).get("box")
         try:
             box = Box.parse(box_text) if isinstance(box_text, str) else draw.default_box(math.isqrt(seq_len))
         except (ValueError, ZeroDivisionError):
             raise DatasetFormatError(f"{where}: argument box {box_text!r} is not a Sudoku box shape") from None
         fits = box.rows > 0 and box.cols > 0 and box.cells == seq_len and vocab_size == box.size + 2
-    elif kind == "maze":
-        fits = math.isqrt(seq_len) ** 2 == seq_len and vocab_size == maze.VOCAB_SIZE
-    else:
-        fits = seq_len == arc.SEQ_LEN and vocab_size == arc.VOCAB_SIZE
+    kind = family.name
     if not fits:
         raise DatasetFormatError(f"{where}: a {kind} dataset cannot have seq_len {seq_len} and vocab_size {vocab_size}")
     return kind, box

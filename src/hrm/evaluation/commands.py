@@ -127,9 +127,9 @@ def solve_spec() -> Command:
 def solve_main(argv: list[str]) -> int:
     import json
 
-    from hrm.evaluation.puzzles import PuzzleError
     from hrm.evaluation.solve import solve
     from hrm.evaluation.sources import EvalError
+    from hrm.puzzles import PuzzleError
 
     args = solve_spec().parse_or_exit(argv)
     try:

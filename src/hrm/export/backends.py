@@ -136,9 +136,7 @@ def load_step(name: str, checkpoint: str | Path, workdir: str | Path | None = No
     """
     import tempfile
 
-    import torch
-
-    from hrm.models.checkpoint import load_checkpoint
+    from hrm.runs import open_run
     if name == "mlx" and not unavailable("mlx"):
         from hrm.ports.mlx.convert import load_mlx_model
         from hrm.ports.mlx.model import MlxStep
@@ -147,6 +145,7 @@ def load_step(name: str, checkpoint: str | Path, workdir: str | Path | None = No
         import mlx.core as mx
         config = arch_from_dict(arch)
         return _stepped(name, MlxStep(model), config, f"mlx {mx.__version__}"), config
-    head, config, _ = load_checkpoint(checkpoint, dtype=torch.float32)
+    run = open_run(checkpoint, device="cpu", dtype="float32")
+    head, config = run.head, run.arch
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hrm-backend-"))
     return build(name, head, config, workdir, source=str(checkpoint), threads=threads), config

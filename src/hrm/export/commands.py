@@ -104,9 +104,7 @@ def export_main(argv: list[str]) -> int:
               "hrm.ports.mlx.convert.load_mlx_model")
         return 0
 
-    import torch
-
-    from hrm.models.checkpoint import CheckpointError, load_checkpoint
+    from hrm.runs import RunError, open_run
     if args.target == "onnx":
         reason = unavailable("onnx")
     else:
@@ -115,10 +113,12 @@ def export_main(argv: list[str]) -> int:
     if reason:
         return _fail(f"hrm export {args.target}: {reason}")
     try:
-        head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32,
-                                          arch_overrides={"seq_len": seq_len} if seq_len else None)
-    except CheckpointError as e:
+        # float32 on the CPU: the exports' parity reference, whatever dtype the run trained in.
+        run = open_run(args.checkpoint, device="cpu", dtype="float32",
+                       arch_overrides={"seq_len": seq_len} if seq_len else None)
+    except RunError as e:
         return _fail(f"hrm export: {e}")
+    head, config = run.head, run.arch
     inner = head.model.inner
     n_params = sum(p.numel() for p in head.parameters())
     print(f"model: {config.name}, {n_params:,} parameters, hidden {config.hidden_size}, "
@@ -199,14 +199,13 @@ def verify_main(argv: list[str]) -> int:
             print(f"hrm verify: unknown backend {name!r}; known: {', '.join(ALL)}", file=sys.stderr)
             raise SystemExit(2)
 
-    import torch
-
     from hrm.export.verify import format_table, verify
-    from hrm.models.checkpoint import CheckpointError, load_checkpoint
+    from hrm.runs import open_run
     try:
-        head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32)
+        run = open_run(args.checkpoint, device="cpu", dtype="float32", data_path=args.data_path)
+        head, config = run.head, run.arch
         inputs, ids, what = _sample(args.data_path, config, args.puzzles)
-    except (CheckpointError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:          # RunError is a ValueError
         return _fail(f"hrm verify: {e}")
     halt_early, threads = args.halt_early, args.threads
     print(f"hrm verify {args.checkpoint}: {what}, {'early halting' if halt_early else 'eval protocol'} "

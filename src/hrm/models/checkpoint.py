@@ -124,10 +124,13 @@ def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: s
             v.copy_(state[k])                 # copy_ casts, e.g. the original's bf16 H_init into float32
 
 
-def _find_all_config(path: Path) -> Path | None:
-    for candidate in (path.parent / "all_config.yaml", path.parent.parent / "all_config.yaml"):
-        if candidate.is_file():
-            return candidate
+def find_all_config(path: Path) -> Path | None:
+    """The run's all_config.yaml for the weights at `path`: beside them, or up to two folders above
+    (RUN/checkpoints/step_<N>/, or the original's checkpoints/<project>/<run>/step_<N>)."""
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / "all_config.yaml").is_file():
+            return candidate / "all_config.yaml"
     return None
 
 
@@ -141,7 +144,7 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     import yaml
 
     overrides = dict(overrides or {})
-    yaml_path = _find_all_config(path)
+    yaml_path = find_all_config(path)
     if yaml_path is None and "hidden_size" not in overrides:
         raise CheckpointError(f"{path}: no all_config.yaml beside the checkpoint; it holds the architecture")
     full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
@@ -188,7 +191,7 @@ def trained_dtype(path: str | Path) -> str | None:
             arch = meta.get("arch") if isinstance(meta.get("arch"), dict) else {}
             dtype = meta.get("dtype") or arch.get("forward_dtype")
         else:
-            yaml_path = _find_all_config(path)
+            yaml_path = find_all_config(path)
             full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
             dtype = (full.get("arch") or {}).get("forward_dtype") if isinstance(full, dict) else None
     except (OSError, ValueError, AttributeError, yaml.YAMLError):   # CheckpointError is a ValueError

@@ -109,9 +109,10 @@ def evaluate_demo(checkpoint: Path, data_path: Path, device) -> dict:
     from hrm.data import PuzzleDataset
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.metrics import exact
-    from hrm.models.checkpoint import load_checkpoint
+    from hrm.runs import open_run
 
-    head, config, _ = load_checkpoint(checkpoint, device=device.device, dtype=device.dtype)
+    run = open_run(checkpoint, device=device.device, dtype=device.dtype, data_path=data_path)
+    head, config = run.head, run.arch
     test = PuzzleDataset(data_path, "test", global_batch_size=256, test_set_mode=True)
     out = evaluate(head.eval(), test, device.device, save_steps=True)
     rows = out.rows

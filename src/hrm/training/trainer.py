@@ -328,10 +328,11 @@ class Trainer:
         from hrm.data import read_manifest
         from hrm.evaluation.metrics import exact
         from hrm.evaluation.predictions import write_predictions
+        from hrm.puzzles import detect, family_name
 
         rows = dict(rows, exact=exact(rows["predictions"], rows["labels"]))
-        builder = (read_manifest(self.config.data_path) or {}).get("builder", "unknown")
-        task = builder if builder in ("sudoku", "maze", "arc") else "unknown"
+        arch = self.config.arch
+        task = family_name(detect(arch.seq_len, arch.vocab_size, (read_manifest(self.config.data_path) or {}).get("builder")))
         write_predictions(self.run_dir / "predictions" / f"step_{self.state.step}", rows, {
             "task": task, "data_path": str(self.config.data_path), "split": "test",
             "checkpoint": str(self.checkpoints_dir / f"step_{self.state.step}"),

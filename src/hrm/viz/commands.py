@@ -96,18 +96,18 @@ def main(argv: list[str]) -> int:
 
 def _draw_png(args, dataset: Path | None, predictions: Path | None, model) -> int:
     from hrm.viz.png import Trajectory, draw_trajectory
-    from hrm.viz.tasks import task_style
 
     data = VizData(dataset, predictions, args.task) if (dataset or predictions) else None
     if args.puzzle is not None:
         if model is None:
             raise VizError("--puzzle needs --model: the trajectory is computed by running the model")
-        if model.task != "sudoku":
+        from hrm.puzzles import SUDOKU
+        if model.family is not SUDOKU:
             raise VizError(f"--puzzle takes a Sudoku, but the model is for {model.task}")
         from hrm.viz.model import torch_trajectory
         inputs = _parse_sudoku(args.puzzle, model.box)
         trajectory = torch_trajectory(model, inputs, title=f"{model.path}")
-        style = task_style("sudoku", model.config.seq_len, model.config.vocab_size, model.box)
+        style = SUDOKU.style(model.config.seq_len, model.config.vocab_size, model.box)
     else:
         if data is None:
             raise VizError("--png needs a predictions file, or a dataset (or a run with a recorded dataset) and --model")
