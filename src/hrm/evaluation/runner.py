@@ -73,7 +73,7 @@ class EvalConfig:
 
 def parse_config(argv: list[str]) -> EvalConfig:
     """key=value arguments (the original's style: `checkpoint=... data_path=...`) into an EvalConfig."""
-    from hrm.training.config import ConfigError, coerce
+    from hrm.config_values import ConfigError, coerce
 
     config = EvalConfig()
     hints = typing.get_type_hints(EvalConfig)

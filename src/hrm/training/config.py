@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from hrm.config_values import NONE_WORDS, ConfigError, coerce
 from hrm.device import DTYPES
 from hrm.files import atomic_write_text
 from hrm.models import HRMConfig, architecture, canonical_name
@@ -40,13 +40,8 @@ ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
 # NOTE: the dtype is a run setting (stored with the checkpoints), not an architecture field as in the
 # original; its key still works.
 SHORTCUTS = {"logger": "logging.logger", "arch.forward_dtype": "dtype"}
-NONE_WORDS = {"null", "none", "~", "auto"}
 # The presets ship inside the package (configs/ at the repository root links here), so wheels have them.
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
-
-
-class ConfigError(ValueError):
-    """A bad key or value; the message says where it came from (file:line or the command line)."""
 
 
 @dataclass
@@ -158,56 +153,6 @@ def all_keys(cls: type = TrainConfig, prefix: str = "", instance: Any = None) ->
         else:
             keys.append(prefix + name)
     return keys
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def coerce(value: Any, tp: Any, where: str) -> Any:
-    """`value` (from YAML or the command line) as type `tp`, or a ConfigError that names `where`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)):
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return coerce(value, inner, where)
-    if origin is list:
-        if isinstance(value, str):
-            text = value.strip()
-            value = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [coerce(v, args[0], where) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-        if str(value).strip().lower() in words:
-            return words[str(value).strip().lower()]
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            number = float(value) if isinstance(value, str) and not value.strip().lstrip("+-").isdigit() else value
-            if isinstance(number, float) and not number.is_integer():
-                raise ValueError
-            return int(number)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{where}: cannot set a value of type {_type_name(tp)}")
 
 
 def _unknown_key(key: str, where: str, config: TrainConfig) -> ConfigError:
