@@ -61,6 +61,8 @@ class ACTLossHead(nn.Module):
     def forward(self, carry, batch: dict[str, torch.Tensor], return_keys: tuple[str, ...] = ()):
         """Returns (new_carry, loss, metrics, detached_outputs, all_halted). Metrics are raw sums."""
         new_carry, outputs = self.model(carry, batch)
+        # The answer, for evaluators (TRM's loss head returns it; HRM's callers take the argmax themselves).
+        outputs["preds"] = torch.argmax(outputs["logits"], dim=-1)
         # NOTE: labels come from the carry: rows that did not halt are still working on their old puzzle.
         labels = new_carry.current_data["labels"]
 
@@ -68,7 +70,7 @@ class ACTLossHead(nn.Module):
             mask = labels != IGNORE_LABEL_ID
             loss_counts = mask.sum(-1)                                      # n_b
             loss_divisor = loss_counts.clamp_min(1).unsqueeze(-1)           # max(n_b, 1)
-            is_correct = mask & (torch.argmax(outputs["logits"], dim=-1) == labels)
+            is_correct = mask & (outputs["preds"] == labels)
             seq_is_correct = is_correct.sum(-1) == loss_counts              # padding rows count as correct
             valid = new_carry.halted & (loss_counts > 0)                    # metrics: halted rows with labels
             metrics = {
