@@ -370,3 +370,11 @@ def test_the_numpy_port_reads_the_official_puzzle_emb_len_0():
 def test_mlx_does_not_serve_trm():
     from hrm.export.backends import unsupported
     assert "serves hrm_act_v1 only, not trm" in unsupported("mlx", "trm")
+
+
+def test_the_demo_preset_builds_a_trm():
+    from hrm.training.config import load_config, preset_path
+    config = load_config(preset_path("demo"), ["arch=trm_demo", "arch.seq_len=36", "arch.vocab_size=8"]).arch
+    assert isinstance(config, TRMConfig) and config.puzzle_emb_len == 1
+    assert config.block_applications() == (16, 8)
+    assert sum(p.numel() for p in build_model(config, torch.float32).parameters()) == 132_226   # as its comment says
