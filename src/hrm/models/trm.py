@@ -7,7 +7,7 @@ Reads top to bottom:
   TRMInner         one supervision step: T cycles of n latent updates and one answer update, all by ONE
                    network; T-1 cycles without gradient, the last one fully back-propagated
 The ACT wrapper (carry, reset, halting, exploration) is hrm.models.act, shared with HRM; the loss head is
-hrm.models.losses. See docs/semantics.md, "TRM".
+hrm.models.losses. See docs/semantics.md §14.
 
 The official code keeps HRM's names: z_H is the paper's answer latent y, z_L the reasoning latent z,
 H_cycles is T, L_cycles is n, halt_max_steps is N_sup. One step, with x the embedded puzzle:
