@@ -24,11 +24,15 @@ from hrm.models.sparse_embedding import CastedSparseEmbedding
 class PuzzleConfig:
     """Checks and derived sizes shared by the architectures' config dataclasses (a mixin; no fields)."""
 
+    POS_ENCODINGS = ("rope", "learned")         # the values `pos_encodings` may take (TRM adds "none")
+
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
-        if self.pos_encodings not in ("rope", "learned"):
-            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
+        if self.pos_encodings not in self.POS_ENCODINGS:
+            *rest, last = (repr(p) for p in self.POS_ENCODINGS)
+            allowed = f"{', '.join(rest)} or {last}" if rest else last
+            raise ValueError(f"pos_encodings must be {allowed}, got {self.pos_encodings!r}")
         if self.halt_max_steps < 1:
             raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
 
@@ -60,7 +64,7 @@ class PuzzleInner(nn.Module):
         T = self.carry_positions
         if config.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(D // config.num_heads, max_positions=T, base=config.rope_theta)
-        else:
+        elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std, cast_to=forward_dtype)
 
     def init_q_head(self) -> None:

@@ -61,6 +61,8 @@ class ACTLossHead(nn.Module):
     def forward(self, carry, batch: dict[str, torch.Tensor], return_keys: tuple[str, ...] = ()):
         """Returns (new_carry, loss, metrics, detached_outputs, all_halted). Metrics are raw sums."""
         new_carry, outputs = self.model(carry, batch)
+        # The answer, for evaluators (TRM's loss head returns it; HRM's callers take the argmax themselves).
+        outputs["preds"] = torch.argmax(outputs["logits"], dim=-1)
         # NOTE: labels come from the carry: rows that did not halt are still working on their old puzzle.
         labels = new_carry.current_data["labels"]
         lm_loss, q_halt_loss, metrics = act_losses(outputs["logits"], labels, outputs["q_halt_logits"],
