@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "demo": ("hrm.training.demo", "main", "train a small HRM on this CPU and show it reason", "spec"),
     "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG", "plot_spec"),
     "doctor": ("hrm.training.commands", "doctor_main", "report device, dtype and optional packages", "doctor_spec"),
-    "check-reference": ("hrm.models.reference", "main", "compare the model with a recorded fixture", "spec"),
+    "check-reference": ("hrm.reference.hrm", "main", "compare the model with a recorded fixture", "spec"),
     "convert": ("hrm.models.checkpoint", "convert_main", "convert an original checkpoint to hrm's format", "convert_spec"),
 }
 

@@ -8,7 +8,7 @@ import torch
 from hrm.evaluation import metrics
 from hrm.evaluation.loop import batch_metrics, run_batch
 from hrm.models import IGNORE_LABEL_ID
-from hrm.models.reference import Fixture, ReferenceRun
+from hrm.reference.hrm import Fixture, ReferenceRun
 
 
 @pytest.fixture(scope="module")

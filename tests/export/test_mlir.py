@@ -46,7 +46,7 @@ def test_linalg_on_tensors_compiles_with_iree_and_matches(fixture, checkpoint, t
     assert "func.func @step" in text and "linalg." in text and "!torch." not in text   # no torch-dialect types left
     # Dynamic batch: 1 row and 20 rows through the same module, early halting on.
     from hrm.export.torch_step import TorchStep
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     torch_step = TorchStep(ReferenceRun(fixture).model().model.inner)
     inputs = np.concatenate([fixture.batch(n)["inputs"].numpy() for n in range(1, 6)])
     ids = np.concatenate([fixture.batch(n)["puzzle_identifiers"].numpy() for n in range(1, 6)])

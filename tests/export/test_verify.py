@@ -11,7 +11,7 @@ from reference_helpers import load_fixture, require_module
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     fixture = load_fixture()
     return save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path_factory.mktemp("ckpt"))
 
@@ -123,7 +123,7 @@ def test_every_backend_agrees_with_pytorch_on_a_trained_checkpoint(tmp_path):
 def test_an_export_states_its_dtype_against_the_trained_one(trained, says, tmp_path):
     from hrm.export.commands import export_dtype_note
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     fixture = load_fixture()
     path = save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt", trained_dtype=trained)
     assert export_dtype_note(path, "onnx").startswith(says)

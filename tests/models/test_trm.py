@@ -10,8 +10,8 @@ import torch
 
 from hrm.halting import Q_HALT_GT_Q_CONTINUE, Q_HALT_GT_ZERO
 from hrm.models import TRMConfig, arch_config, build_model
-from hrm.models.reference import Fixture, ReferenceRun, format_report, runner
-from hrm.models.reference_trm import TRMReferenceRun
+from hrm.reference.hrm import Fixture, ReferenceRun, format_report, runner
+from hrm.reference.trm import TRMReferenceRun
 
 SMALL = dict(seq_len=12, vocab_size=9, num_puzzle_identifiers=5, batch_size=4, hidden_size=32, num_heads=2,
              expansion=2.0, puzzle_emb_ndim=32, H_cycles=2, L_cycles=2, L_layers=2, halt_max_steps=3)

@@ -69,7 +69,7 @@ def test_variants_match_the_original(fixture, variant, changes):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("halt_early", [False, True])
 def test_act_loop_matches_pytorch_on_every_batch(fixture, dtype, halt_early):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     torch_step = TorchStep(ReferenceRun(fixture).model().model.inner)
     model = numpy_model(fixture, dtype)
     # The five fixture batches as one: rows are independent in evaluation.
@@ -88,7 +88,7 @@ def test_act_loop_matches_pytorch_on_every_batch(fixture, dtype, halt_early):
 
 def test_loads_hrm_checkpoints(fixture, tmp_path):
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     head = ReferenceRun(fixture).model()
     head.model.inner.H_init.data = head.model.inner.H_init.data.bfloat16().float()   # as stored by a bf16 run
     save_weights(head, fixture.config(), tmp_path / "ckpt")

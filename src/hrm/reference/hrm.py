@@ -14,7 +14,7 @@ model under the procedures below. We replay each procedure with our model and co
   train (torch RNG) the same calls drawing from torch's CPU RNG, seeded as recorded
   variant_*        eval with learned positions, and with a 2-position puzzle embedding
 A TRM fixture holds more groups (sign-SGD, optimiser steps, EMA, mlp_t and puzzle-length variants); its
-procedures are hrm.models.reference_trm's, on top of these.
+procedures are hrm.reference.trm's, on top of these.
 
 Floats must agree within the sidecar's atol/rtol; booleans, step counts and integer metrics exactly.
 
@@ -454,7 +454,7 @@ GROUPS = ReferenceRun.GROUPS            # HRM's groups
 def runner(fixture: Fixture) -> ReferenceRun:
     """The replay of the fixture's architecture."""
     if fixture.architecture == "trm":
-        from hrm.models.reference_trm import TRMReferenceRun      # it builds on this module
+        from hrm.reference.trm import TRMReferenceRun      # it builds on this module
         return TRMReferenceRun(fixture)
     return ReferenceRun(fixture)
 

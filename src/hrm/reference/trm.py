@@ -1,6 +1,6 @@
 """The TRM fixture's procedures for `hrm check-reference` (recorded from the official TRM code).
 
-Besides HRM's groups (hrm.models.reference: init, eval, train_noexplore, grad, train, train (torch RNG)),
+Besides HRM's groups (hrm.reference.hrm: init, eval, train_noexplore, grad, train, train (torch RNG)),
 a TRM fixture holds:
 
   signsgd    train.call1.signsgd_weights_after: one step of hrm.training.optimizers.SparseSignSGD on the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from hrm.models import build_model
-from hrm.models.reference import FixtureError, GroupReport, ReferenceRun
+from hrm.reference.hrm import FixtureError, GroupReport, ReferenceRun
 from hrm.training.ema import EMA
 from hrm.training.optimizers import SparseSignSGD
 

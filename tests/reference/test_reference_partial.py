@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from hrm.cli import main as hrm_main
-from hrm.models.reference import GROUPS, main
+from hrm.reference.hrm import GROUPS, main
 from reference_helpers import fixture_path
 
 SOURCE = "hrm_act_v1_small"
