@@ -44,6 +44,7 @@ class OpenedRun:
     arch: Any = None                    # its architecture config
     info: dict[str, Any] = field(default_factory=dict)   # "format" (hrm | original), "path", "step", "dataset_hash"
     choice: Any = None                  # hrm.device.DeviceChoice: where and in which dtype the model runs
+    weights_kind: str = "live"          # which weights the model holds: "live", or "averaged (EMA, rate r)"
 
     @property
     def task(self) -> str:
@@ -64,8 +65,13 @@ class OpenedRun:
 
 
 def open_run(path: str | Path, device: Any = "auto", dtype: Any = "auto", data_path: str | Path | None = None,
-             arch_overrides: dict[str, Any] | None = None, split: str = "test", load: bool = True) -> OpenedRun:
+             arch_overrides: dict[str, Any] | None = None, split: str = "test", load: bool = True,
+             live_weights: bool = False) -> OpenedRun:
     """Open the checkpoint at `path` (see the module docstring) and, with `load`, its model.
+
+    By default the model holds model.safetensors (the averaged weights when the run averaged them, as it
+    reports them); `live_weights` loads the parameters training went on from, which such a checkpoint keeps
+    beside (semantics §15.4).
 
     `device`/`dtype`: "auto" or a name (hrm.device.choose's policy; NOTE: by default the dtype the run was
     trained in, where the device runs it natively), or a torch.device/torch.dtype as is. An original
@@ -90,6 +96,9 @@ def open_run(path: str | Path, device: Any = "auto", dtype: Any = "auto", data_p
                                                        arch_overrides=overrides or None)
     except CheckpointError as e:
         raise RunError(str(e)) from None
+    run.weights_kind = run.info.get("weights", "live")
+    if live_weights and run.weights_kind != "live":
+        _load_live(run)
     run.head.eval()
     if run.family is None and not run.manifest.get("builder"):
         run.family = detect(run.arch.seq_len, run.arch.vocab_size)     # no dataset to ask: the model's sizes
@@ -98,6 +107,23 @@ def open_run(path: str | Path, device: Any = "auto", dtype: Any = "auto", data_p
 
 # ----------------------------------------------------------------------------------------------------
 # The pieces, in the order open_run uses them
+
+def _load_live(run: OpenedRun) -> None:
+    """Replace the averaged parameters with the live ones kept in the training checkpoint."""
+    from hrm.models.checkpoint import CheckpointError, load_live_parameters, read_safetensors
+
+    state = (run.weights if run.weights.is_dir() else run.weights.parent) / "train_state.safetensors"
+    where = str(state)
+    try:
+        live = {k.removeprefix("live."): v for k, v in read_safetensors(state).items() if k.startswith("live.")}
+        if not live:
+            raise CheckpointError(f"{where}: no live parameters in it")
+        named = list(run.head.named_parameters())
+        load_live_parameters(named, live, [n for n, _ in named], where)
+    except (CheckpointError, OSError) as e:
+        raise RunError(f"weights=live: {e}") from None
+    run.weights_kind = "live"
+
 
 def _resolve(path: Path) -> Path:
     from hrm.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, resolve_weights

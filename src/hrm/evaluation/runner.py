@@ -47,6 +47,8 @@ class EvalConfig:
     progress: bool = True
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
     compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
+    weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
+                                             # them); live: the parameters training went on from
 
     def validate(self) -> "EvalConfig":
         problems = []
@@ -64,6 +66,8 @@ class EvalConfig:
             problems.append(f"max_examples must be >= 1, got {self.max_examples}")
         if not self.arc_k or any(k < 1 for k in self.arc_k):
             problems.append(f"arc_k must be a list of positive integers, got {self.arc_k}")
+        if self.weights not in ("saved", "live"):
+            problems.append(f"weights must be saved or live, got {self.weights!r}")
         if self.compile and self.backend != "torch":
             problems.append(f"compile=true applies to backend=torch, not to backend={self.backend}")
         if problems:
@@ -126,7 +130,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             torch_backend = config.backend == "torch"
             run = open_run(config.checkpoint, device=device if torch_backend else "cpu",
                            dtype=config.dtype if torch_backend else "float32", data_path=config.data_path,
-                           split=config.split)
+                           split=config.split, live_weights=config.weights == "live")
             data_path = run.require_data()
         except RunError as e:
             raise EvalError(str(e)) from None
@@ -166,7 +170,8 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
                                        examples, processes.world_size)
         dataset = PuzzleDataset(data_path, split=config.split, global_batch_size=batch_size, rank=processes.rank,
                                 world_size=processes.world_size, test_set_mode=True, verify=config.verify)
-        say(f"checkpoint  {run.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''})")
+        say(f"checkpoint  {run.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''}"
+            f", {run.weights_kind} weights)")
         say(f"dataset     {data_path} [{config.split}], task {task}, "
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
                if data_hash else "no recorded hash to compare"))
@@ -192,6 +197,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         results = summarise(outputs, config, task, dataset_versions, arch.halt_max_steps, seconds, batch_size, versions)
         # Whether the evaluation ran compiled to the end (a compiler failure falls back to eager, with a warning).
         results["protocol"]["compiled"] = ran_compiled(runner)
+        results["protocol"]["weights"] = run.weights_kind
         out_dir = Path(config.out) if config.out else default_out(run, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(run.weights),

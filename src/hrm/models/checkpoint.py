@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -291,3 +291,20 @@ def convert_main(argv: list[str]) -> int:
     print(f"wrote {args.output_dir / WEIGHTS_FILE} and {CONFIG_FILE}: {n_params:,} parameters, "
           f"vocab {config.vocab_size}, seq_len {config.seq_len}, {config.num_puzzle_identifiers} puzzle ids")
     return 0
+
+
+def load_live_parameters(named_params: list[tuple[str, torch.nn.Parameter]], live: dict[str, torch.Tensor],
+                         expected: Iterable[str], source: str) -> None:
+    """Copy a training checkpoint's live parameters (`live.<name>` in train_state.safetensors, saved beside
+    averaged weights: semantics §15.4) into the model, cast to each parameter's device and dtype."""
+    expected = set(expected)
+    if set(live) != expected:
+        missing, extra = sorted(expected - set(live)), sorted(set(live) - expected)
+        raise CheckpointError(f"{source}: the live parameters do not fit the model (missing {missing}, unexpected {extra})")
+    with torch.no_grad():
+        for name, param in named_params:
+            if name in live:
+                if live[name].shape != param.shape:
+                    raise CheckpointError(f"{source}: live.{name} has shape {tuple(live[name].shape)}, the parameter "
+                                          f"{tuple(param.shape)}")
+                param.copy_(live[name].to(param.device, param.dtype))

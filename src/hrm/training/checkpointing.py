@@ -139,8 +139,9 @@ def load_adam(optimizer: torch.optim.Optimizer, named_params: list[tuple[str, to
 # Writing
 
 def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch, progress: TrainProgress,
-                     tensors: dict[str, torch.Tensor], keep: int) -> Path:
-    """Write step_<progress.step> atomically and prune to the last `keep` (0: keep all). Rank 0 only."""
+                     tensors: dict[str, torch.Tensor], keep: int, weights: str = "live") -> Path:
+    """Write step_<progress.step> atomically and prune to the last `keep` (0: keep all). Rank 0 only.
+    `weights` says in config.json which weights model.safetensors holds (live, or averaged)."""
     from safetensors.torch import save_file
 
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,8 @@ def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch, progress: T
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_weights(head, arch, tmp, extra={"dataset_hash": progress.dataset_hash, "step": progress.step})
+        save_weights(head, arch, tmp, extra={"dataset_hash": progress.dataset_hash, "step": progress.step,
+                                             "weights": weights})
         save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / STATE_TENSORS),
                   metadata={"format": FORMAT})
         (tmp / STATE_JSON).write_text(json.dumps(asdict(progress), indent=1) + "\n")

@@ -81,6 +81,9 @@ class TrainConfig:
     puzzle_emb_lr: float = 1e-2
     seed: int = 0
     eval_save_outputs: list[str] = field(default_factory=list)
+    # TRM's PretrainConfig adds these (every official TRM run sets ema=true): weight averaging (semantics §15.4).
+    ema: bool = False
+    ema_rate: float = 0.999
     project_name: str | None = None          # None: "<Dataset> ACT-torch"
     run_name: str | None = None              # None: "<arch>-<date>-<time>"
     checkpoint_path: str | None = None       # the run directory; None: checkpoints/<project>/<run>
@@ -118,6 +121,8 @@ class TrainConfig:
             problems.append("lr and puzzle_emb_lr must be >= 0")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             problems.append(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
+        if not 0 <= self.ema_rate <= 1:
+            problems.append(f"ema_rate must be in [0, 1], got {self.ema_rate}")
         if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
             problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
         if self.dtype != "auto" and self.dtype not in DTYPES:

@@ -6,10 +6,15 @@
     state.restore(path, ...)                     the same state back, so the run continues exactly
 
 What is saved, and where (formats §4): the weights and the puzzle-embedding table (model.safetensors);
-AdamATan2's t, m, v; the averaged weights when the run averages them (`ema.<name>`); the ACT carry of the
-whole global batch (ranks concatenated in order); every rank's RNG states; and as JSON the step, the
-iteration and whether its evaluation is done, the loader position, the LR horizon, the dataset hash and
-the world size. SparseSignSGD has no state of its own (its table is part of the weights).
+AdamATan2's t, m, v; the ACT carry of the whole global batch (ranks concatenated in order); every rank's
+RNG states; and as JSON the step, the iteration and whether its evaluation is done, the loader position,
+the LR horizon, the dataset hash and the world size. SparseSignSGD has no state of its own (its table is
+part of the weights).
+
+NOTE: with weight averaging (ema=true, semantics §15.4) model.safetensors holds the averaged parameters with
+the live buffers, as the official TRM checkpoints do, so that evaluation, solve and export read the weights
+the run reports; the live parameters, which training continues from, are saved beside the optimiser state
+as `live.<name>`. The average itself is then model.safetensors: nothing is stored twice.
 
 Under torchrun every rank calls save (each contributes its carry rows and RNG states) and rank 0 writes.
 """
@@ -22,9 +27,10 @@ from typing import Any
 import torch
 
 from hrm.models import ACTCarry, ACTLossHead
-from hrm.models.checkpoint import CheckpointError
+from hrm.models.checkpoint import CheckpointError, load_live_parameters
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
+from hrm.training.ema import EMA
 
 
 @dataclass
@@ -32,7 +38,7 @@ class TrainState:
     head: ACTLossHead
     optimizers: list[torch.optim.Optimizer]   # in stepping order: [SparseSignSGD (if any), AdamATan2]
     loader: Any                               # the training PuzzleDataset: its position is state
-    ema: Any = None                           # weight averaging (hrm.training.ema), or None
+    ema: EMA | None = None                    # weight averaging (ema=true), or None
     step: int = 0                             # optimiser steps taken (and skipped past total_steps)
     iteration: int = 0                        # the outer iteration (eval_interval epochs) being run
     iteration_finished: bool = False          # its evaluation is done: resuming starts iteration + 1
@@ -69,13 +75,19 @@ class TrainState:
             tensors.update({f"rng.{rank}.{k}": v for k, v in rank_tensors.items()})
         tensors.update(ckpt.adam_tensors(self.adam, {p: n for n, p in self.named_params}))
         if self.ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+            # Cloned: the averages are swapped into these same parameters while the checkpoint is written.
+            tensors.update({f"live.{name}": p.detach().clone() for name, p in self.named_params
+                            if name in self.ema.shadow})
         progress = ckpt.TrainProgress(
             step=self.step, total_steps=total_steps, iteration=self.iteration,
             iteration_finished=self.iteration_finished, world_size=processes.world_size,
             global_batch_size=global_batch_size, dataset_hash=dataset_hash, loader=self.loader.state_dict(),
             rng_extra=[extra for _, extra in per_rank], lr_horizon=self.lr_horizon)
-        return ckpt.write_checkpoint(checkpoints_dir, self.head, arch, progress, tensors, keep)
+        if self.ema is None:
+            return ckpt.write_checkpoint(checkpoints_dir, self.head, arch, progress, tensors, keep)
+        with self.ema.averaged(self.head):
+            return ckpt.write_checkpoint(checkpoints_dir, self.head, arch, progress, tensors, keep,
+                                         weights=f"averaged (EMA, rate {self.ema.mu})")
 
     # -- restoring ------------------------------------------------------------------------------------
     def restore(self, path: Path, processes, device: torch.device, global_batch_size: int,
@@ -92,13 +104,17 @@ class TrainState:
             raise ValueError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {data_path} "
                              f"hashes to {dataset_hash[:16]}...: resume needs the same data")
         ckpt.load_weights_into(self.head, path)
-        ckpt.load_adam(self.adam, self.named_params, tensors, where)
-        ema = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
-        if (self.ema is None) != (not ema):
-            raise CheckpointError(f"{where}: the checkpoint {'holds' if ema else 'has no'} averaged weights "
-                                  f"(ema.*) but this run {'does not average' if self.ema is None else 'averages'} them")
+        live = {k.removeprefix("live."): v for k, v in tensors.items() if k.startswith("live.")}
+        if (self.ema is None) != (not live):
+            raise CheckpointError(f"{where}: the checkpoint {'holds' if live else 'has no'} averaged weights but "
+                                  f"this run {'does not average them (ema=false)' if self.ema is None else 'does (ema=true)'}; "
+                                  "resume with the setting it was trained with")
         if self.ema is not None:
-            self.ema.load_state_dict(ema)
+            # model.safetensors holds the averages: they are the shadow; the live parameters come back from live.*.
+            self.ema.load_state_dict({"mu": self.ema.mu, "shadow": {k: p.detach() for k, p in self.named_params
+                                                                    if k in self.ema.shadow}})
+            load_live_parameters(self.named_params, live, self.ema.shadow, where)
+        ckpt.load_adam(self.adam, self.named_params, tensors, where)
         local = global_batch_size // processes.world_size
         rows = slice(processes.rank * local, (processes.rank + 1) * local)
         self.carry = ckpt.carry_from_tensors(tensors, rows, device, self.head.model.inner.carry_init())

@@ -19,6 +19,7 @@ writes a checkpoint and ends.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import signal
@@ -39,6 +40,7 @@ from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
 from hrm.training.config import TrainConfig, config_to_dict, save_config
+from hrm.training.ema import EMA
 from hrm.training.loggers import Loggers
 from hrm.training.optimizers import AdamATan2, SparseSignSGD
 from hrm.training.schedule import cosine_schedule_with_warmup, total_steps as count_steps
@@ -139,6 +141,7 @@ class Trainer:
         self.forward = self._compiled_forward()
         # Everything the loop changes, saved and restored whole (hrm.training.state).
         self.state = TrainState(self.head, optimizers, self.train_data,
+                                ema=EMA(self.head, config.ema_rate) if config.ema else None,
                                 lr_horizon=config.lr_schedule_steps or self.total_steps)
 
         if config.resume:                    # the run directory is where the checkpoint is, wherever it moved
@@ -209,7 +212,11 @@ class Trainer:
                 for _set_name, batch, _global_size in self.train_data:
                     state.step += 1
                     if state.step > self.total_steps:
-                        continue                 # the original consumes the rest of the pass
+                        # The original consumes the rest of the pass. NOTE: TRM's averaging still moves towards
+                        # the (now fixed) parameters on these calls, as the official loop updates it after each.
+                        if state.ema is not None:
+                            state.ema.update(self.head)
+                        continue
                     self._train_step(batch)
                     if bar is not None:
                         bar.update(1)
@@ -256,7 +263,7 @@ class Trainer:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if state.ema is not None:
-            state.ema.update()
+            state.ema.update(self.head)
         self._accumulate({**metrics, "loss": loss.detach()})
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
@@ -318,8 +325,11 @@ class Trainer:
         if self._eval_runner is None:
             self._eval_runner = torch_runner(self.head, compile=compile_enabled(self.config.compile, self.device))
         keep = bool(self.config.eval_save_outputs)
-        outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples,
-                           runner=self._eval_runner, keep_rows=keep)
+        with contextlib.ExitStack() as weights:
+            if self.state.ema is not None:      # the averaged weights are the ones a run reports (and saves)
+                weights.enter_context(self.state.ema.averaged(self.head))
+            outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples,
+                               runner=self._eval_runner, keep_rows=keep)
         return outputs.metric_sums, (outputs.rows if keep and self.processes.is_main else None)
 
     def _save_predictions(self, rows: dict) -> None:
