@@ -95,7 +95,7 @@ def test_vote_batch_maps_every_version_back_and_keeps_the_majority():
     from hrm.act_driver import ACTResult
 
     side, vocab, versions, seed = 4, 6, 5, 7
-    augmenter = tta.augmenter_for("maze", side * side, vocab)
+    augmenter = MAZE.augmenter(side * side, vocab)
     rng = np.random.default_rng(0)
     inputs = rng.integers(1, vocab, size=(2, side * side))
     right = rng.integers(1, vocab, size=(2, side * side))

@@ -16,6 +16,8 @@ paper's recipe: HRM ACT v1, stablemax loss, AdamATan2, Q-learning halting with e
     hrm demo                       # ~10 minutes of training, then the results
     hrm demo minutes=2             # a quicker look (--minutes 2 works too)
     hrm demo lr=1e-3 arch.L_cycles=3 output=runs/my-demo
+    hrm demo arch=trm              # TRM instead (its CPU-sized block configs/arch/trm_demo.yaml); also
+                                   # arch=transformer, the baseline
 """
 from __future__ import annotations
 
@@ -175,6 +177,18 @@ def decode_board(tokens: np.ndarray) -> np.ndarray:
     return decode_tokens(tokens.astype(np.int64))
 
 
+def demo_sized(override: str) -> str:
+    """`arch=trm` -> `arch=trm_demo`: an architecture named by its family gets its CPU-sized block (configs/arch/
+    NAME_demo.yaml), the one planned for the demo's budget; an exact block name or a YAML path is kept."""
+    from hrm.training.config import PRESETS
+
+    key, sep, value = override.partition("=")
+    if sep and key.strip().lstrip("+") == "arch" and not value.endswith((".yaml", ".yml")) \
+            and not (PRESETS / "arch" / f"{value}.yaml").is_file() and (PRESETS / "arch" / f"{value}_demo.yaml").is_file():
+        return f"arch={value}_demo"
+    return override
+
+
 def spec() -> Command:
     return Command("hrm demo", __doc__.split("\n\n")[0], [
         Option("minutes", float, 10.0, help="training time budget"),
@@ -195,7 +209,7 @@ def main(argv: list[str]) -> int:
     run_dir = args.output / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         config = load_config(preset_path(DEMO_PRESET), [f"data_path={data_path}", f"checkpoint_path={run_dir}"]
-                             + list(args.overrides))
+                             + [demo_sized(o) for o in args.overrides])
     except ConfigError as e:
         print(f"hrm demo: {e}", file=sys.stderr)
         raise SystemExit(2) from None
