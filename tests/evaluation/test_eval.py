@@ -300,3 +300,30 @@ def test_arc_eval_on_real_arc_agi_tasks(tmp_path):
     arc.validate_submission(json.loads((out / "submission.json").read_text()), expected)
     summary = results_of(out)["arc"]
     assert summary["scored_tasks"] == 5 and summary["test_inputs"] == sum(expected.values()) and summary["stray_votes"] == 0
+
+
+def test_depth_runs_more_steps_than_trained_and_reports_each(sudoku_run, tmp_path, capsys):
+    """steps=D: every puzzle runs D ACT steps (here 5, trained with 3); the first 3 steps are those of the
+    default evaluation, and the headline is the accuracy after the last step."""
+    base, deep = tmp_path / "base", tmp_path / "deep"
+    common = [f"checkpoint={sudoku_run.run_dir}", "progress=false"]
+    assert hrm(["eval", *common, f"out={base}"]) == 0
+    assert hrm(["eval", *common, f"out={deep}", "steps=5", "save_steps=true"]) == 0
+    out = capsys.readouterr().out
+    assert "5 ACT steps (steps=5; trained with halt_max_steps=3)" in out and "exact accuracy after each ACT step" in out
+    a, b = results_of(base), results_of(deep)
+    assert len(a["exact_accuracy_per_step"]) == 3 and len(b["exact_accuracy_per_step"]) == 5
+    assert b["exact_accuracy_per_step"][:3] == a["exact_accuracy_per_step"]
+    assert a["exact_accuracy_per_step"][-1] == a["metrics"]["exact_accuracy"]
+    assert b["exact_accuracy_per_step"][-1] == b["metrics"]["exact_accuracy"]
+    assert b["protocol"]["halt_max_steps"] == 5 and b["protocol"]["trained_halt_max_steps"] == 3
+    arrays, meta = read_predictions(deep)
+    assert arrays["step_predictions"].shape[1] == 5 and meta["halt_max_steps"] == 5
+    assert b["metrics"]["steps"] == 5.0
+
+
+def test_depth_is_for_the_pytorch_backend(sudoku_run, tmp_path, capsys):
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", "steps=0"]) == 2
+    assert "steps must be >= 1" in capsys.readouterr().err
+    assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", "steps=4", "backend=numpy"]) == 2
+    assert "steps=D applies to backend=torch" in capsys.readouterr().err

@@ -56,6 +56,8 @@ EVAL_NOTES = {
     "progress": "false: no progress bar",
     "backend": "torch, or another backend of hrm export (numpy, onnx, iree, mlx, ...; see hrm verify)",
     "compile": "true | false: torch.compile the model (default: on CUDA only; on a CPU ~1.5x after ~20 s)",
+    "steps": "depth: ACT steps per puzzle, also beyond the halt_max_steps the model was trained with "
+             "(backend=torch); the report gives the exact accuracy after each step",
     "weights": "saved | live: a run that averaged its weights (ema=true) saves the averages, which it reports; "
                "live evaluates the parameters training went on from",
 }

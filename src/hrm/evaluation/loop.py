@@ -22,25 +22,29 @@ import numpy as np
 import torch
 
 from hrm.act_driver import ACTResult, run_act
+from hrm.evaluation.metrics import exact
 from hrm.models import IGNORE_LABEL_ID, ACTLossHead
 from hrm.models.losses import act_losses
 
 Runner = Callable[[dict[str, torch.Tensor], bool], ACTResult]
 
 
-def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False) -> Runner:
+def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False, steps: int | None = None) -> Runner:
     """`runner(batch, save_steps) -> ACTResult` for the PyTorch model: its inner step, the carry kept on the
-    device, under hrm.act_driver.run_act. With `compile`, the inner model is compiled (hrm.compiling)."""
+    device, under hrm.act_driver.run_act. With `compile`, the inner model is compiled (hrm.compiling).
+    `steps` (depth) runs that many ACT steps instead of the halt_max_steps the model was trained with."""
     from hrm.compiling import maybe_compiled
     from hrm.export.torch_step import TorchStep
 
     inner = head.model.inner
     step = TorchStep(inner, device_carry=True, forward=maybe_compiled(inner, compile, " in evaluation"))
-    policy, K = head.model.policy, head.model.config.halt_max_steps
+    policy, K = head.model.policy, steps or head.model.config.halt_max_steps
 
     def run(batch: dict[str, torch.Tensor], save_steps: bool) -> ACTResult:
+        # NOTE: the per-step predictions are always kept (a (B, K, S) copy per batch): the exact accuracy after
+        # each step is part of every report; save_steps decides whether they are also kept per row.
         return run_act(step, batch["inputs"].cpu().numpy(), batch["puzzle_identifiers"].cpu().numpy(), K,
-                       halt_early=halt_early, keep_step_predictions=save_steps, halt_rule=policy.rule)
+                       halt_early=halt_early, keep_step_predictions=True, halt_rule=policy.rule)
 
     run.step = step
     return run
@@ -87,7 +91,8 @@ class SplitOutputs:
     rows: dict[str, np.ndarray]
     metric_sums: dict[str, float]
     num_examples: int
-    halt_max_steps: int
+    halt_max_steps: int                  # the steps every row ran (the model's, or the depth asked for)
+    step_exact: list[float] | None = None   # counted rows exactly right after each step 1..halt_max_steps
 
 
 def _compact(name: str, array: np.ndarray) -> np.ndarray:
@@ -142,6 +147,12 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         out = runner(batch, save_steps)
         for k, v in batch_metrics(head.loss_fn, out, batch["labels"]).items():
             sums[k] = sums.get(k, 0.0) + float(v)
+        if out.step_predictions is not None:      # exact accuracy after each step (depth), counted rows only
+            labels = batch["labels"].cpu().numpy()
+            counted = (labels != IGNORE_LABEL_ID).any(-1)
+            for k in range(out.step_predictions.shape[1]):
+                right = exact(out.step_predictions[:, k], labels) & counted
+                sums[f"step_exact.{k + 1}"] = sums.get(f"step_exact.{k + 1}", 0.0) + float(right.sum())
         real_sizes.append(real)
         if not keep_rows:
             continue
@@ -164,15 +175,17 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     if not real_sizes:
         raise ValueError(f"{dataset.data_path}: the {dataset.split} split has no examples to evaluate")
 
-    halt_max_steps = head.model.config.halt_max_steps
     sums = distributed.sum_floats(sums)
+    step_keys = sorted((k for k in sums if k.startswith("step_exact.")), key=lambda k: int(k.split(".")[1]))
+    step_exact = [sums.pop(k) for k in step_keys] or None
+    halt_max_steps = len(step_keys) or head.model.config.halt_max_steps
     if not keep_rows:
-        return SplitOutputs({}, sums, total, halt_max_steps)
+        return SplitOutputs({}, sums, total, halt_max_steps, step_exact)
     rows = distributed.gather_batches({k: np.concatenate(v) for k, v in local.items()}, L)
     if rows is None:          # a rank other than 0
-        return SplitOutputs({}, sums, total, halt_max_steps)
+        return SplitOutputs({}, sums, total, halt_max_steps, step_exact)
     keep = _real_rows(real_sizes, G)
-    return SplitOutputs({k: v[keep] for k, v in rows.items()}, sums, total, halt_max_steps)
+    return SplitOutputs({k: v[keep] for k, v in rows.items()}, sums, total, halt_max_steps, step_exact)
 
 
 def split_size(data_path, split: str, sets: list[str]) -> int:

@@ -27,10 +27,16 @@ def arc_versions(data_path: Path, split: str, sets: list[str]) -> float:
     return len(ids[ids > 0]) / max(1, len(tasks))
 
 
-def protocol_line(halt_max_steps: int, config, dataset_versions: bool, arc_versions: float | None = None) -> str:
-    """`dataset_versions`: the split holds each puzzle's augmented versions (the family's, ARC: semantics §12)."""
-    halting = (f"every puzzle runs halt_max_steps={halt_max_steps} ACT steps (the original's rule)" if config.halting == "fixed"
-               else f"each puzzle stops when its Q head says halt (at most halt_max_steps={halt_max_steps})")
+def protocol_line(halt_max_steps: int, config, dataset_versions: bool, arc_versions: float | None = None,
+                  trained_steps: int | None = None) -> str:
+    """`dataset_versions`: the split holds each puzzle's augmented versions (the family's, ARC: semantics §12).
+    `halt_max_steps` is the depth evaluated; `trained_steps` the model's own, when they differ."""
+    if trained_steps is None or trained_steps == halt_max_steps:
+        depth = f"halt_max_steps={halt_max_steps} ACT steps"
+    else:
+        depth = f"{halt_max_steps} ACT steps (steps={halt_max_steps}; trained with halt_max_steps={trained_steps})"
+    halting = (f"every puzzle runs {depth}" + (" (the original's rule)" if trained_steps in (None, halt_max_steps) else "")
+               if config.halting == "fixed" else f"each puzzle stops when its Q head says halt (at most {depth})")
     if dataset_versions:
         augment = (f"augmentations: {arc_versions:g} versions per task (the dataset's), voted; "
                    f"pass@k for k=" + ",".join(map(str, config.arc_k)))
@@ -60,12 +66,13 @@ def prediction_arrays(outputs, halting: str) -> dict[str, np.ndarray]:
 
 
 def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps: int, seconds: float, batch_size: int,
-              arc_versions: float | None = None) -> dict[str, Any]:
-    """The content of results.json (see the module's note on the metrics)."""
+              arc_versions: float | None = None, trained_steps: int | None = None) -> dict[str, Any]:
+    """The content of results.json (see the module's note on the metrics). `halt_max_steps`: the depth run."""
     rows = outputs.rows
     fixed = metrics.normalise(outputs.metric_sums)
     results: dict[str, Any] = {
         "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
+                     "trained_halt_max_steps": trained_steps or halt_max_steps,
                      "batch_size": batch_size, "arc_versions_per_task": arc_versions,
                      "split": config.split,
                      "examples": outputs.num_examples, "tta_versions": config.tta if not dataset_versions else None,
@@ -74,6 +81,8 @@ def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps
         "seconds": seconds,
         "puzzles_per_second": outputs.num_examples / seconds if seconds > 0 else float("nan"),
     }
+    if outputs.step_exact is not None and fixed.get("count"):
+        results["exact_accuracy_per_step"] = [v / fixed["count"] for v in outputs.step_exact]
     if config.halting == "q":
         q_halted = metrics.from_predictions(rows["q_halt_predictions"], rows["labels"], rows["q_halt_q_logits"],
                                             rows["q_halt_step"])
@@ -119,6 +128,11 @@ def report_lines(results: dict[str, Any]) -> list[str]:
              f"  mean steps       {m.get('steps', float('nan')):7.2f}"]
     if "lm_loss" in m:
         lines.append(f"  lm_loss          {m['lm_loss']:7.4f}")
+    if "exact_accuracy_per_step" in results:
+        per_step = results["exact_accuracy_per_step"]
+        trained = results["protocol"].get("trained_halt_max_steps", len(per_step))
+        lines.append("  exact accuracy after each ACT step" + (f" (trained with {trained})" if trained != len(per_step) else "")
+                     + ": " + "  ".join(f"{k + 1}: {_pct(a).strip()}" for k, a in enumerate(per_step)))
     if "q_halting" in results:
         c = results["q_halting"]["comparison"]
         lines += ["Q-head halting vs the fixed rule:",

@@ -47,6 +47,7 @@ class EvalConfig:
     progress: bool = True
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
     compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
+    steps: int | None = None                 # depth: ACT steps per puzzle (None: the halt_max_steps it was trained with)
     weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
                                              # them); live: the parameters training went on from
 
@@ -66,6 +67,11 @@ class EvalConfig:
             problems.append(f"max_examples must be >= 1, got {self.max_examples}")
         if not self.arc_k or any(k < 1 for k in self.arc_k):
             problems.append(f"arc_k must be a list of positive integers, got {self.arc_k}")
+        if self.steps is not None and self.steps < 1:
+            problems.append(f"steps must be >= 1 (ACT steps per puzzle), got {self.steps}")
+        if self.steps is not None and self.backend != "torch":
+            problems.append(f"steps=D applies to backend=torch (an export's loop runs its own halt_max_steps), "
+                            f"not to backend={self.backend}")
         if self.weights not in ("saved", "live"):
             problems.append(f"weights must be saved or live, got {self.weights!r}")
         if self.compile and self.backend != "torch":
@@ -183,10 +189,12 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             say(f"backend     {config.backend}: {runner.detail}")
         dataset_versions = family is not None and family.dataset_versions
         versions = arc_versions(data_path, config.split, meta.sets) if dataset_versions else None
-        say("protocol    " + protocol_line(arch.halt_max_steps, config, dataset_versions, versions) + f"; batch {batch_size}")
+        depth = config.steps or arch.halt_max_steps
+        say("protocol    " + protocol_line(depth, config, dataset_versions, versions, trained_steps=arch.halt_max_steps)
+            + f"; batch {batch_size}")
 
         if runner is None:
-            runner = torch_runner(head, compile=compiled)
+            runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
                            progress=config.progress and main, augmenter=augmenter, versions=config.tta,
@@ -194,14 +202,15 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         seconds = time.perf_counter() - start
         if not main:
             return None
-        results = summarise(outputs, config, task, dataset_versions, arch.halt_max_steps, seconds, batch_size, versions)
+        results = summarise(outputs, config, task, dataset_versions, depth, seconds, batch_size, versions,
+                            trained_steps=arch.halt_max_steps)
         # Whether the evaluation ran compiled to the end (a compiler failure falls back to eager, with a warning).
         results["protocol"]["compiled"] = ran_compiled(runner)
         results["protocol"]["weights"] = run.weights_kind
         out_dir = Path(config.out) if config.out else default_out(run, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(run.weights),
-                    "halt_max_steps": arch.halt_max_steps, "halt_rule": arch.halting_policy.rule,
+                    "halt_max_steps": depth, "halt_rule": arch.halting_policy.rule,
                     "architecture": arch.name, "dataset_hash": data_hash or ""}
         written = [write_predictions(out_dir, arrays, metadata, config.format)]
         if dataset_versions:
