@@ -32,9 +32,11 @@ from hrm.device import choose, compile_enabled, warn_compile_failed
 from hrm.models import IGNORE_LABEL_ID, build_model
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
-from hrm.training.config import TrainConfig, config_to_dict, save_config
+from hrm.models.checkpoint import CheckpointError
+from hrm.training.config import ConfigError, TrainConfig, config_to_dict, save_config
 from hrm.training.loggers import Loggers
 from hrm.training.optimizers import AdamATan2, SparseSignSGD
+from hrm.training.run_lock import RunLock
 from hrm.training.schedule import cosine_schedule_with_warmup, total_steps as count_steps
 
 
@@ -96,7 +98,7 @@ class Trainer:
         self.device_reason = choice.reason
         rank, world = self.processes.rank, self.processes.world_size
         if config.global_batch_size % world:
-            raise ValueError(f"global_batch_size={config.global_batch_size} is not divisible by the {world} processes")
+            raise ConfigError(f"global_batch_size={config.global_batch_size} is not divisible by the {world} processes")
 
         # Data. Every rank walks the same global batches and keeps its slice.
         self.train_data = PuzzleDataset(config.data_path, "train", config.global_batch_size, rank, world,
@@ -141,18 +143,24 @@ class Trainer:
         project, run, self.run_dir = dist_.broadcast_object((project, run, self.run_dir), self.processes)
         config.project_name, config.run_name, config.checkpoint_path = project, run, str(self.run_dir)
         self.checkpoints_dir = self.run_dir / "checkpoints"
-        resume_step = self._resume() if config.resume else None
-        if resume_step is None and self.processes.is_main and ckpt.list_checkpoints(self.checkpoints_dir):
-            raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with resume={self.run_dir}, "
-                                  "or choose another run_name / checkpoint_path")
-
         self.loggers = None
-        if self.processes.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.remove_partial(self.checkpoints_dir)
-            save_config(dataclasses.replace(config, resume=None), self.run_dir / "all_config.yaml")
-            self.loggers = Loggers(self.run_dir, config.logging.logger, project, run, config_to_dict(config),
-                                   config.logging.wandb_mode, resume_step)
+        # One writer per run: rank 0 holds the run's lock from before it reads a checkpoint until close().
+        self.run_lock = RunLock(self.run_dir).acquire() if self.processes.is_main else None
+        try:
+            resume_step = self._resume() if config.resume else None
+            if resume_step is None and self.processes.is_main and ckpt.list_checkpoints(self.checkpoints_dir):
+                raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with resume={self.run_dir}, "
+                                      "or choose another run_name / checkpoint_path")
+            if self.processes.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                ckpt.remove_partial(self.checkpoints_dir)
+                save_config(dataclasses.replace(config, resume=None), self.run_dir / "all_config.yaml")
+                self.loggers = Loggers(self.run_dir, config.logging.logger, project, run, config_to_dict(config),
+                                       config.logging.wandb_mode, resume_step)
+        except BaseException:
+            if self.run_lock is not None:
+                self.run_lock.release()
+            raise
         self._metric_sums: torch.Tensor | None = None
         self._metric_keys: list[str] = []
         self._logged_steps, self._log_time = 0, time.perf_counter()
@@ -190,22 +198,23 @@ class Trainer:
         progress, tensors = ckpt.read_checkpoint(path)
         where = str(path)
         if progress.world_size != self.processes.world_size:
-            raise ValueError(f"{where} was written by {progress.world_size} process(es); resume it with the same "
+            raise CheckpointError(f"{where} was written by {progress.world_size} process(es); resume it with the same "
                              f"number (this run has {self.processes.world_size}) to continue exactly")
         if progress.global_batch_size != self.config.global_batch_size:
-            raise ValueError(f"{where}: global_batch_size was {progress.global_batch_size}, now {self.config.global_batch_size}")
+            raise CheckpointError(f"{where}: global_batch_size was {progress.global_batch_size}, now {self.config.global_batch_size}")
         if progress.dataset_hash != self.dataset_hash:
-            raise ValueError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {self.config.data_path} "
+            raise CheckpointError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {self.config.data_path} "
                              f"hashes to {self.dataset_hash[:16]}...: resume needs the same data")
         ckpt.load_weights_into(self.head, path)
         ckpt.load_adam(self.adam, self.named_params, tensors, where)
         local = self.config.global_batch_size // self.processes.world_size
         rows = slice(self.processes.rank * local, (self.processes.rank + 1) * local)
+        ckpt.check_carry_fits(self.head.model.inner, tensors, self.config.global_batch_size, where)
         self.carry = ckpt.carry_from_tensors(tensors, rows, self.device, self.head.model.inner.carry_init())
-        self.train_data.load_state_dict(progress.loader)
+        ckpt.restore_loader(self.train_data, progress.loader, where)
         rank = self.processes.rank
         rng = {k.removeprefix(f"rng.{rank}."): v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
-        ckpt.restore_rng(self.device, rng, progress.rng_extra[rank])
+        ckpt.restore_rng(self.device, rng, progress.rng_extra[rank], where)
         self.step, self.iteration = progress.step, progress.iteration
         self.start_iteration_finished = progress.iteration_finished
         if self.processes.is_main:
@@ -456,6 +465,8 @@ class Trainer:
         if self.loggers is not None:
             self.loggers.close()
             self.loggers = None
+        if self.run_lock is not None:
+            self.run_lock.release()
         if self.owns_process_group:
             dist_.shutdown(self.processes)
             self.owns_process_group = False
