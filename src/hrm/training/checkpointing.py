@@ -324,14 +324,15 @@ def read_checkpoint(path: Path) -> tuple[TrainProgress, dict[str, torch.Tensor]]
 
 
 def check_carry_fits(inner: torch.nn.Module, tensors: dict[str, torch.Tensor], global_batch_size: int, source: str) -> None:
-    """The saved carry's tensors have the shapes this model's carry has (rows: the global batch)."""
+    """The saved carry's tensors have the shapes this model's carry has (rows: the global batch). `source`:
+    the checkpoint folder."""
     if "carry.steps" not in tensors:
         return
     expected = {f"carry.{k}": v.shape for k, v in empty_carry(inner, global_batch_size, torch.device("meta")).items()}
     expected |= {"carry.steps": (global_batch_size,), "carry.halted": (global_batch_size,)}
     for name, shape in expected.items():
         if name in tensors and tuple(tensors[name].shape) != tuple(shape):
-            raise CheckpointError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, this model's carry "
+            raise CheckpointError(f"{Path(source) / STATE_TENSORS}: {name} has shape {tuple(tensors[name].shape)}, this model's carry "
                                   f"{tuple(shape)}")
 
 
