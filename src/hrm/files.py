@@ -21,8 +21,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the extension: some writers (MLX's save_safetensors) insist on it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    # The temporary name is a partial name (below), so that the next writer of `path` removes the one a
+    # killed writer left; it keeps the extension: some writers (MLX's save_safetensors) insist on it.
+    remove_stale_partials(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-{os.getpid()}-", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
@@ -63,9 +65,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Folders built in place: a hidden `.NAME.partial-PID-XXXX` folder beside the target, renamed into place
-# when complete. A run killed with SIGKILL cannot clean up after itself, so the next run for the same
-# target removes the partial folders whose writer (the PID in the name) is no longer alive.
+# Folders (and atomic_write's files) built in place: a hidden `.NAME.partial-PID-XXXX` beside the target,
+# renamed into place when complete. A run killed with SIGKILL cannot clean up after itself, so the next
+# run for the same target removes the partial folders and files whose writer (the PID in the name) is no
+# longer alive.
 
 _PARTIAL = re.compile(r"\.partial-(\d+)-[^/]*$")
 
@@ -100,10 +103,13 @@ def stale_partials(target: str | os.PathLike) -> list[Path]:
 
 
 def remove_stale_partials(target: str | os.PathLike) -> list[Path]:
-    """Delete the stale partial folders of `target` (see stale_partials); returns those removed."""
+    """Delete the stale partial folders (or files) of `target` (see stale_partials); returns those removed."""
     removed = stale_partials(target)
     for entry in removed:
-        shutil.rmtree(entry, ignore_errors=True)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
     return removed
 
 

@@ -286,3 +286,18 @@ def test_a_second_trainer_on_a_live_run_is_refused_and_a_killed_one_is_taken_ove
     assert "from step_2" in out, out
     done = re.search(r"done at step (\d+)/(\d+)", out)
     assert done and done.group(1) == done.group(2) and (run_dir / "checkpoints" / f"step_{done.group(1)}").is_dir(), out
+
+
+def test_atomic_write_removes_the_temporary_file_a_killed_writer_left(tmp_path):
+    """A writer killed inside atomic_write (here: of all_config.yaml) leaves its hidden temporary file; the next
+    write of the same file removes it, and leaves the temporary files of live writers alone."""
+    from hrm.files import atomic_write_text
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".all_config.yaml.partial-{dead.pid}-abcd.tmp.yaml"
+    live = tmp_path / f".all_config.yaml.partial-{os.getpid()}-efgh.tmp.yaml"
+    for path in (stale, live):
+        path.write_text("lr: 1")
+    atomic_write_text(tmp_path / "all_config.yaml", "lr: 2\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["all_config.yaml", live.name])
