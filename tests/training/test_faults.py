@@ -165,8 +165,9 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path
         real(tensors, path, metadata=metadata)
 
     monkeypatch.setattr(safetensors.torch, "save_file", save_file)
-    argv = [f"data_path={data}", f"checkpoint_path={run_dir}", "global_batch_size=16", "epochs=2", "eval_interval=1", "arch.hidden_size=32", "arch.num_heads=2",
-             "arch.puzzle_emb_ndim=32", "device=cpu", "dtype=float32", "logging.progress=false"]
+    argv = [f"data_path={data}", f"checkpoint_path={run_dir}", "global_batch_size=16", "epochs=2", "eval_interval=1",
+            "arch.hidden_size=32", "arch.num_heads=2", "arch.puzzle_emb_ndim=32", "device=cpu", "dtype=float32",
+            "logging.progress=false"]
     rc = main(["train", *argv])
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
