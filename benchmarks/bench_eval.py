@@ -44,7 +44,7 @@ class Row:
 
 def released() -> dict:
     from hrm.models import HRMConfig
-    base = HRMConfig()          # the defaults are the released architecture (spec §2.1)
+    base = HRMConfig()          # the defaults are the released architecture (semantics §2.1)
     return dict(hidden_size=base.hidden_size, num_heads=base.num_heads, H_layers=base.H_layers, L_layers=base.L_layers,
                 H_cycles=base.H_cycles, L_cycles=base.L_cycles, halt_max_steps=base.halt_max_steps,
                 puzzle_emb_ndim=base.puzzle_emb_ndim, expansion=base.expansion, pos_encodings=base.pos_encodings)

@@ -42,7 +42,7 @@ def fixture_path(name: str) -> Path:
 
 @functools.cache
 def load_fixture():
-    from hrm.models.reference import Fixture
+    from hrm.reference.hrm import Fixture
     return Fixture(fixture_path("hrm_act_v1_small.json"))
 
 
@@ -65,7 +65,7 @@ def require_module(name: str, reason: str | None = None):
 def save_fixture_weights(directory: Path) -> Path:
     """The fixture's model written in hrm's weights format (what `hrm export` reads)."""
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
 
     fixture = load_fixture()
     return save_weights(ReferenceRun(fixture).model(), fixture.config(), directory)

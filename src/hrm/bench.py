@@ -1,8 +1,8 @@
 """`hrm bench train`: training speed of the real trainer, with model FLOPs utilisation.
 
-    hrm bench train --preset demo                     # the demo's 6x6 Sudoku config, batch 64
-    hrm bench train --preset 27m --dtype bfloat16     # the released architecture at Sudoku size, batch 32
-    hrm bench train --preset 27m --steps 5 --json out.json
+    hrm bench train preset=demo                       # the demo's 6x6 Sudoku config, batch 64
+    hrm bench train preset=27m dtype=bfloat16         # the released architecture at Sudoku size, batch 32
+    hrm bench train preset=27m steps=5 json=out.json  # (--preset 27m --steps 5 works too)
 
 It builds a small dataset of the preset's shape in a temporary folder, runs the trainer (`hrm.training`,
 the same step as `hrm train`) for warm-up plus measured steps, and reports tokens/s, seconds per step
@@ -12,7 +12,6 @@ NOTE: run benchmarks alone. A 2-thread torch job slows down up to 10x while anot
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from hrm.cli_args import Command, Option
 
 PRESETS = {
     # The demo's config (hrm.training.demo) on its own kind of data: 6x6 Sudoku, sequence 36 + 1.
@@ -138,21 +139,23 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def spec() -> Command:
+    train = Command("hrm bench train", "training speed and MFU of a preset", [
+        Option("preset", default="demo", choices=tuple(sorted(PRESETS)), help="the model and batch to measure"),
+        Option("steps", int, 20, help="measured steps (median reported)"),
+        Option("warmup", int, 3, help="steps run before measuring"),
+        Option("device", help="cpu | cuda | mps (default: hrm.device's choice)"),
+        Option("dtype", help="forward dtype (default: the demo's float32 for preset=demo, else hrm.device's choice)"),
+        Option("compile", bool, help="true | false (default: on CUDA only)"),
+        Option("threads", int, help="torch threads"),
+        Option("json", Path, help="also write the results as JSON here"),
+    ])
+    return Command("hrm bench", __doc__.split("\n\n")[0], commands={"train": train})
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm bench", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="what", required=True)
-    train = sub.add_parser("train", help="training speed and MFU of a preset")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="demo")
-    train.add_argument("--steps", type=int, default=20, help="measured steps (median reported)")
-    train.add_argument("--warmup", type=int, default=3, help="steps run before measuring")
-    train.add_argument("--device", default=None, help="cpu | cuda | mps (default: hrm.device's choice)")
-    train.add_argument("--dtype", default=None,
-                       help="forward dtype (default: the demo's float32 for --preset demo, else hrm.device's choice)")
-    train.add_argument("--compile", dest="compile_", default=None, type=lambda s: s.lower() in ("1", "true", "yes"),
-                       help="true | false (default: on CUDA only)")
-    train.add_argument("--threads", type=int, default=None)
-    train.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
-    args = parser.parse_args(argv)
+    args = spec().parse_or_exit(argv)
+    args.compile_ = args.compile
 
     result = bench_train(args.preset, args.steps, args.warmup, args.device, args.dtype, args.compile_, args.threads)
     print(format_table([result]))

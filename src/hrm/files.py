@@ -33,8 +33,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)          # a failed write() names no file: name the one being written
         raise
     fsync_path(path.parent)
     return path

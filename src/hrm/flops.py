@@ -13,14 +13,18 @@ from hrm.models.layers import swiglu_intermediate_size
 
 
 def block_flops(cfg, batch: int) -> int:
-    """One transformer block forward on (batch, T, D)."""
+    """One transformer block forward on (batch, T, D) (attention, or TRM's mlp_t in its place)."""
     D = cfg.hidden_size
     T = cfg.puzzle_emb_len + cfg.seq_len
     inter = swiglu_intermediate_size(D, cfg.expansion)
     tokens = batch * T
+    mlp = 2 * tokens * (D * 2 * inter + inter * D)           # gate_up and down
+    if getattr(cfg, "mlp_t", False):
+        # TRM's mlp_t: a SwiGLU of width T over the positions of each of the batch·D channels, no attention.
+        inter_t = swiglu_intermediate_size(T, cfg.expansion)
+        return 2 * batch * D * (T * 2 * inter_t + inter_t * T) + mlp
     projections = 2 * tokens * (D * 3 * D + D * D)          # qkv and o
     attention = 2 * batch * T * T * D * 2                    # q·kᵀ and weights·v, all heads
-    mlp = 2 * tokens * (D * 2 * inter + inter * D)           # gate_up and down
     return projections + attention + mlp
 
 

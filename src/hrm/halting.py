@@ -1,4 +1,4 @@
-"""The halting rule of ACT, written once, as data (docs: the ACT loop).
+"""The halting rule of ACT, written once, as data (semantics §7).
 
 An ACT model halts a row when its Q head says so. Architectures differ in what "says so" means:
 

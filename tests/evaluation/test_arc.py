@@ -90,6 +90,31 @@ def test_voting_with_ties_and_pass_at_k_task_level_and_per_test_input():
     assert per_task["t1"]["test_inputs"][0]["top"][1]["correct"] is True
 
 
+def test_two_identical_test_inputs_of_a_task_share_their_votes():
+    """Once augmented, two equal test inputs of one task are indistinguishable: both get every vote."""
+    identifiers = ["<blank>", "t3", "t3_t1_0123456789", "t3_t4_0213456789"]
+    versions = [(1, 0, IDENTITY), (2, 1, IDENTITY), (3, 4, SWAP)]
+    rows = []
+    for vid, tid, colours in versions:
+        for answer in (LA, X if tid == 4 else LA):               # the two copies of input A, per version
+            rows.append((vid, tid, colours, A, LA, answer))
+
+    def seq(grid, tid, colours, labels=False):
+        s = grid_to_seq(apply_aug(grid, tid, colours)).astype(np.int64)
+        return np.where(s == 0, -100, s) if labels else s
+    inputs = np.stack([seq(r[3], r[1], r[2]) for r in rows])
+    labels = np.stack([seq(r[4], r[1], r[2], labels=True) for r in rows])
+    predictions = np.stack([seq(r[5], r[1], r[2]) for r in rows])
+    ids = np.array([r[0] for r in rows], dtype=np.int32)
+    results = arc.score(inputs, labels, ids, predictions, np.zeros(len(rows), np.float32), identifiers, ks=(1, 2))
+    first, second = results.tasks["t3"]
+    assert [(c.votes, c.answer.tolist()) for c in first.candidates] == [(5, LA.tolist()), (1, X.tolist())]
+    assert [(c.votes, c.answer.tolist()) for c in second.candidates] == [(5, LA.tolist()), (1, X.tolist())]
+    assert results.task_pass_at(1) == 1.0 and results.stray_votes == 0
+    entries = arc.submission(results)["t3"]
+    assert entries[0] == entries[1] and entries[1]["attempt_1"] == LA.tolist()
+
+
 def test_submission_has_the_kaggle_structure_and_the_top_two_answers():
     results = arc.score(*build_rows(), ks=(1, 2))
     sub = arc.submission(results)

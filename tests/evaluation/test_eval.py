@@ -113,8 +113,14 @@ def test_compiled_evaluation_gives_the_eager_answers(sudoku_run, tmp_path, capsy
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     common = [f"checkpoint={sudoku_run.run_dir}", "dtype=float32", "progress=false"]
     assert hrm(["eval", *common, f"out={eager}", "compile=false"]) == 0
+    import torch._dynamo.utils
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     assert hrm(["eval", *common, f"out={compiled}", "compile=true"]) == 0
     assert ", compiled" in capsys.readouterr().out
+    # It really ran compiled: dynamo captured a graph, and no fallback to eager happened on the way.
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert results_of(compiled)["protocol"]["compiled"] is True and results_of(eager)["protocol"]["compiled"] is False
     (a, _), (b, _) = read_predictions(eager), read_predictions(compiled)
     assert np.array_equal(a["predictions"], b["predictions"])
     np.testing.assert_allclose(b["q_halt_logits"], a["q_halt_logits"], rtol=1e-4, atol=1e-4)
@@ -145,7 +151,7 @@ def test_help_describes_every_option(capsys):
     (["checkpoint=x", "halting=sometimes"], "halting must be one of"),
     (["checkpoint=x", "bach_size=3"], "did you mean 'batch_size'"),
     (["checkpoint=x", "tta=many"], "expected an integer"),
-    (["checkpoint"], "not a key=value"),
+    (["x", "y"], "not a key=value"),                 # checkpoint= may be given bare, once
     (["checkpoint=x", "compile=perhaps"], "compile"),
     (["checkpoint=x", "compile=true", "backend=onnx"], "compile=true applies to backend=torch"),
 ])

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from hrm.evaluation import metrics
-from hrm.evaluation.loop import run_act
+from hrm.evaluation.loop import batch_metrics, run_batch
 from hrm.models import IGNORE_LABEL_ID
-from hrm.models.reference import Fixture, ReferenceRun
+from hrm.reference.hrm import Fixture, ReferenceRun
 
 
 @pytest.fixture(scope="module")
@@ -17,50 +17,75 @@ def fixture():
     return Fixture(fixture_path("hrm_act_v1_small.json"))   # not the cached load_fixture(): this module keeps its own records
 
 
-def test_run_act_matches_the_recorded_eval_loop(fixture):
+def test_run_batch_matches_the_recorded_eval_loop(fixture):
     head = ReferenceRun(fixture).model().eval()
-    out = run_act(head, fixture.batch(1), save_steps=True)
+    batch = fixture.batch(1)
+    out = run_batch(head, batch, save_steps=True)
     K = fixture.meta["config"]["halt_max_steps"]
-    assert out.steps_run == K and out.step_predictions.shape[1] == K
+    assert out.steps.tolist() == [K] * fixture.batch_size and out.step_predictions.shape[1] == K
     rec = fixture.records
     for step in range(1, K + 1):
-        assert torch.equal(out.step_predictions[:, step - 1], rec[f"eval.step{step}.logits"].argmax(-1).int())
-        torch.testing.assert_close(out.step_q_halt_logits[:, step - 1], rec[f"eval.step{step}.q_halt_logits"],
+        assert np.array_equal(out.step_predictions[:, step - 1], rec[f"eval.step{step}.logits"].argmax(-1).numpy())
+        np.testing.assert_allclose(out.step_q_halt[:, step - 1], rec[f"eval.step{step}.q_halt_logits"].numpy(),
                                    atol=fixture.atol, rtol=fixture.rtol)
-    assert torch.equal(out.predictions, out.step_predictions[:, -1])
+    assert np.array_equal(out.predictions, out.step_predictions[:, -1])
+    sums = batch_metrics(head.loss_fn, out, batch["labels"])
     for name in ("count", "exact_accuracy", "q_halt_accuracy", "steps"):
-        assert int(out.metrics[name]) == int(rec[f"eval.step{K}.metric.{name}"]), name
-    torch.testing.assert_close(out.metrics["accuracy"].double(), rec[f"eval.step{K}.metric.accuracy"].double(),
-                               atol=1e-5, rtol=1e-5)
+        assert int(sums[name]) == int(rec[f"eval.step{K}.metric.{name}"]), name
+    for name in ("accuracy", "lm_loss", "q_halt_loss"):
+        torch.testing.assert_close(sums[name].double(), rec[f"eval.step{K}.metric.{name}"].double(),
+                                   atol=1e-5, rtol=1e-5)
 
 
-def test_q_halt_step_is_the_first_step_where_q_halt_exceeds_q_continue(fixture):
+def test_the_driver_loop_equals_the_loss_heads_own_calls_exactly(fixture):
+    """The one driver over the inner step gives bit for bit what K calls of the ACT wrapper and loss head give."""
     head = ReferenceRun(fixture).model().eval()
-    out = run_act(head, fixture.batch(1), save_steps=True)
-    says = out.step_q_halt_logits > out.step_q_continue_logits
+    batch = fixture.batch(1)
+    with torch.inference_mode():
+        carry = head.initial_carry(batch)
+        for _ in range(head.model.config.halt_max_steps):
+            carry, _, head_metrics, outputs, all_halted = head(carry, batch, return_keys=("logits", "q_halt_logits"))
+    assert bool(all_halted)
+    out = run_batch(head, batch)
+    assert np.array_equal(out.logits, outputs["logits"].numpy())
+    assert np.array_equal(out.q_halt, outputs["q_halt_logits"].numpy())
+    sums = batch_metrics(head.loss_fn, out, batch["labels"])
+    assert set(sums) == set(head_metrics)
+    for name, value in head_metrics.items():
+        assert torch.equal(sums[name], value), name
+
+
+def test_q_halt_step_is_the_first_step_where_the_halt_rule_says_halt(fixture):
+    head = ReferenceRun(fixture).model().eval()
+    out = run_batch(head, fixture.batch(1), save_steps=True)
+    says = out.step_q_halt > out.step_q_continue
     K = says.shape[1]
     says[:, -1] = True
-    expected = says.int().argmax(1) + 1
-    assert torch.equal(out.q_halt_step, expected.int())
-    rows = torch.arange(len(expected))
-    assert torch.equal(out.q_halt_predictions, out.step_predictions[rows, expected - 1])
-    assert torch.equal(out.q_halt_q_logits, out.step_q_halt_logits[rows, expected - 1])
-    assert 1 <= int(out.q_halt_step.min()) and int(out.q_halt_step.max()) <= K
+    expected = says.argmax(1) + 1
+    assert np.array_equal(out.q_halt_step, expected)
+    rows = np.arange(len(expected))
+    assert np.array_equal(out.q_halt_predictions, out.step_predictions[rows, expected - 1])
+    assert np.array_equal(out.q_halt_q, out.step_q_halt[rows, expected - 1])
+    assert 1 <= out.q_halt_step.min() and out.q_halt_step.max() <= K
 
 
-def test_stop_at_q_halt_stops_early_when_every_row_has_halted(fixture):
+def test_halt_early_stops_every_row_where_its_q_head_says_halt(fixture):
     params = fixture.params()
     params["model.inner.q_head.bias"] = torch.tensor([10.0, -10.0])   # halt says yes everywhere
     params["model.inner.q_head.weight"] = torch.zeros_like(params["model.inner.q_head.weight"])
     head = ReferenceRun(fixture).model(params).eval()
-    out = run_act(head, fixture.batch(1), stop_at_q_halt=True)
-    assert out.steps_run == 1 and out.q_halt_step.tolist() == [1] * fixture.batch_size
+    out = run_batch(head, fixture.batch(1), save_steps=True, halt_early=True)
+    assert out.steps.tolist() == [1] * fixture.batch_size and out.q_halt_step.tolist() == [1] * fixture.batch_size
+    assert (out.step_predictions[:, 1:] == -1).all()
+    # Metrics count only rows halted under the eval rule (halt_max_steps): none here.
+    assert int(batch_metrics(head.loss_fn, out, fixture.batch(1)["labels"])["count"]) == 0
 
 
-def test_run_act_refuses_training_mode(fixture):
+def test_evaluation_leaves_the_weights_unchanged(fixture):
     head = ReferenceRun(fixture).model().train()
-    with pytest.raises(RuntimeError, match="eval mode"):
-        run_act(head, fixture.batch(1))
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    run_batch(head, fixture.batch(1))
+    assert all(torch.equal(v, head.state_dict()[k]) for k, v in before.items())
 
 
 def test_metrics_from_predictions_with_known_answers():
@@ -83,12 +108,12 @@ def test_metrics_from_predictions_with_known_answers():
 def test_metrics_from_arrays_agree_with_the_loss_head_sums(fixture):
     head = ReferenceRun(fixture).model().eval()
     batch = fixture.batch(1)
-    out = run_act(head, batch)
-    sums = metrics.sums_from_predictions(out.predictions.numpy(), batch["labels"].numpy(), out.q_halt_logits.numpy(),
-                                         np.full(len(out.predictions), out.steps_run))
+    out = run_batch(head, batch)
+    head_sums = batch_metrics(head.loss_fn, out, batch["labels"])
+    sums = metrics.sums_from_predictions(out.predictions, batch["labels"].numpy(), out.q_halt, out.steps)
     for name in ("count", "exact_accuracy", "q_halt_accuracy", "steps"):
-        assert sums[name] == int(out.metrics[name]), name
-    assert sums["accuracy"] == pytest.approx(float(out.metrics["accuracy"]), abs=1e-5)
+        assert sums[name] == int(head_sums[name]), name
+    assert sums["accuracy"] == pytest.approx(float(head_sums["accuracy"]), abs=1e-5)
 
 
 def test_normalise_divides_every_sum_by_count():

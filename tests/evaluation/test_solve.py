@@ -10,7 +10,7 @@ import pytest
 import eval_fixtures
 import hrm
 from hrm.cli import main as cli
-from hrm.evaluation.puzzles import PuzzleError
+from hrm.puzzles import PuzzleError
 
 
 @pytest.fixture(scope="session")

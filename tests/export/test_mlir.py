@@ -9,7 +9,7 @@ require_module("torch_mlir", reason="torch-mlir is not installed (pip install 'h
 require_module("iree.compiler", reason="iree-base-compiler is not installed (pip install 'hrm[ports]')")
 require_module("iree.runtime", reason="iree-base-runtime is not installed (pip install 'hrm[ports]')")
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.export.mlir_export import IreeStep  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -46,7 +46,7 @@ def test_linalg_on_tensors_compiles_with_iree_and_matches(fixture, checkpoint, t
     assert "func.func @step" in text and "linalg." in text and "!torch." not in text   # no torch-dialect types left
     # Dynamic batch: 1 row and 20 rows through the same module, early halting on.
     from hrm.export.torch_step import TorchStep
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     torch_step = TorchStep(ReferenceRun(fixture).model().model.inner)
     inputs = np.concatenate([fixture.batch(n)["inputs"].numpy() for n in range(1, 6)])
     ids = np.concatenate([fixture.batch(n)["puzzle_identifiers"].numpy() for n in range(1, 6)])

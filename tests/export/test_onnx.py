@@ -10,7 +10,7 @@ from reference_helpers import load_fixture, rel_error, require_module, save_fixt
 require_module("onnxruntime", reason="onnxruntime is not installed (pip install 'hrm[ports]')")
 require_module("onnxscript", reason="onnxscript is not installed (pip install 'hrm[ports]')")
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.export.onnx_export import OnnxStep, OnnxWholePuzzle  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -54,7 +54,7 @@ def test_one_step_graph_matches_the_original(fixture, step_graph):
 @pytest.mark.parametrize("batch_size", [1, 3, 20])
 def test_batch_size_is_dynamic(fixture, step_graph, batch_size):
     from hrm.export.torch_step import TorchStep
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     inputs, ids = stacked_batches(fixture)
     ours = run_act(OnnxStep(step_graph), inputs[:batch_size], ids[:batch_size], 4, halt_early=True)
     ref = run_act(TorchStep(ReferenceRun(fixture).model().model.inner), inputs[:batch_size], ids[:batch_size], 4, halt_early=True)
@@ -92,7 +92,7 @@ def test_not_an_export_is_refused(tmp_path, step_graph):
 def test_whole_puzzle_graph_with_and_without_early_halting(fixture, checkpoint, tmp_path):
     from hrm.cli import main
     from hrm.export.torch_step import TorchStep
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     out = tmp_path / "whole.onnx"
     assert main(["export", "onnx", str(checkpoint), "--out", str(out), "--whole-puzzle"]) == 0
     whole = OnnxWholePuzzle(out)

@@ -14,7 +14,7 @@ require_module("iree.compiler", reason="iree-base-compiler is not installed (pip
 
 @pytest.mark.slow
 def test_released_architecture_exports_to_onnx_and_mlir_and_runs(tmp_path):
-    from hrm.export.act import initial_carry
+    from hrm.act_driver import initial_carry
     from hrm.export.mlir_export import IreeStep, compile_iree, export_mlir
     from hrm.export.onnx_export import OnnxStep, export_onnx
     from hrm.export.torch_step import OneStep, TorchStep, export_program
@@ -23,7 +23,7 @@ def test_released_architecture_exports_to_onnx_and_mlir_and_runs(tmp_path):
     torch.manual_seed(0)
     config = HRMConfig(seq_len=81, vocab_size=11, num_puzzle_identifiers=1)
     head = build_model(config, torch.float32).eval()
-    assert sum(p.numel() for p in head.parameters()) == 27_275_266          # spec §2.1
+    assert sum(p.numel() for p in head.parameters()) == 27_275_266          # semantics §2.1
     inner = head.model.inner
     with torch.no_grad():     # a non-zero Q head, so that q_halt is checked too
         inner.q_head.weight.normal_(0, 0.05)

@@ -11,7 +11,7 @@ from reference_helpers import load_fixture, require_module
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     fixture = load_fixture()
     return save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path_factory.mktemp("ckpt"))
 
@@ -46,7 +46,7 @@ def test_bad_options_are_named(checkpoint, capsys):
     from hrm.cli import main
     with pytest.raises(SystemExit):
         main(["verify", str(checkpoint), "backend=numpy"])
-    assert "expected key=value with key in" in capsys.readouterr().err
+    assert "unknown option 'backend'; did you mean 'backends'?" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["verify", str(checkpoint), "backends=cuda"])
     assert "unknown backend 'cuda'" in capsys.readouterr().err
@@ -111,8 +111,19 @@ def test_every_backend_agrees_with_pytorch_on_a_trained_checkpoint(tmp_path):
         assert row.status == "ok", row.status
         assert row.agreement >= MIN_AGREEMENT and row.passed, format_table(rows)
     # The model learned something, so the agreement is about real answers: token accuracy well above chance.
-    from hrm.export.act import run_act
+    from hrm.act_driver import run_act
     from hrm.export.torch_step import TorchStep
     predictions = run_act(TorchStep(head.model.inner), inputs, ids, arch.halt_max_steps).predictions
     expected = MAPPING[inputs[:, ::-1]]
     assert (predictions == expected).mean() > 0.5
+
+
+@pytest.mark.parametrize("trained,says", [("float32", "dtype: float32 (as trained)"),
+                                          ("bfloat16", "dtype: float32, not bfloat16 as the run trained")])
+def test_an_export_states_its_dtype_against_the_trained_one(trained, says, tmp_path):
+    from hrm.export.commands import export_dtype_note
+    from hrm.models.checkpoint import save_weights
+    from hrm.reference.hrm import ReferenceRun
+    fixture = load_fixture()
+    path = save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt", trained_dtype=trained)
+    assert export_dtype_note(path, "onnx").startswith(says)

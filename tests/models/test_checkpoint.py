@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from hrm.models.checkpoint import CheckpointError, convert_main, load_checkpoint, save_weights
-from hrm.models.reference import Fixture
+from hrm.reference.hrm import Fixture
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_original_checkpoint_gives_same_outputs_as_our_format(tmp_path, fixture,
 
 
 def test_original_checkpoint_without_bf16_rounding_matches_reference_exactly(tmp_path, fixture):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     run = tmp_path / "r"
     run.mkdir()
     torch.save({"_orig_mod." + k: v for k, v in fixture.params().items()}, run / "step_1")
@@ -71,7 +71,7 @@ def test_original_checkpoint_without_bf16_rounding_matches_reference_exactly(tmp
 
 
 def test_round_trip_in_our_format(tmp_path, fixture):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     head = ReferenceRun(fixture).model()
     save_weights(head, fixture.config(), tmp_path / "ckpt", extra={"dataset_hash": "abc"})
     loaded, cfg, info = load_checkpoint(tmp_path / "ckpt", dtype=torch.float32)
@@ -85,7 +85,7 @@ def test_the_training_dtype_and_architecture_are_recorded(tmp_path, fixture):
     import json
 
     from hrm.models.checkpoint import trained_dtype
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     head = ReferenceRun(fixture).model()
     save_weights(head, fixture.config(), tmp_path / "ckpt")
     meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
@@ -104,7 +104,7 @@ def test_the_training_dtype_and_architecture_are_recorded(tmp_path, fixture):
 
 
 def test_truncated_and_corrupted_files_are_clear_errors(tmp_path, fixture):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     head = ReferenceRun(fixture).model()
     save_weights(head, fixture.config(), tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / "model.safetensors"
@@ -159,7 +159,7 @@ def test_missing_config_is_named(tmp_path, fixture):
 
 
 def _saved(tmp_path, fixture):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt")
     return tmp_path / "ckpt"
 

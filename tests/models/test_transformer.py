@@ -109,7 +109,7 @@ def test_the_config_loader_builds_the_architecture_arch_name_names():
 def test_the_numpy_port_agrees_with_pytorch(dtype, tolerance):
     from dataclasses import asdict
 
-    from hrm.export.act import initial_carry
+    from hrm.act_driver import initial_carry
     from hrm.ports.numpy import NumpyTransformer, numpy_model
 
     torch.manual_seed(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrm.export.act import StepOutputs, run_act
+from hrm.act_driver import StepOutputs, run_act
 
 
 class Scripted:

@@ -9,7 +9,7 @@ from reference_helpers import load_fixture, rel_error, require_module
 mx = require_module("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
 from mlx.utils import tree_flatten  # noqa: E402
 
-from hrm.export.act import run_act  # noqa: E402
+from hrm.act_driver import run_act  # noqa: E402
 from hrm.ports.mlx.convert import build, convert, load_mlx_model, mlx_name  # noqa: E402
 from hrm.ports.mlx.model import MlxStep  # noqa: E402
 from hrm.ports.mlx.train import AdamATan2, initial_carry, sparse_sign_sgd, train_step  # noqa: E402
@@ -127,7 +127,7 @@ def _original_checkpoint(tmp_path, fixture):
 def test_conversion_from_hrm_and_original_checkpoints(tmp_path, fixture):
     from hrm.cli import main
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt")
     batch = fixture.batch(1)
     expected = fixture.records["eval.step4.logits"]
@@ -154,7 +154,7 @@ def test_load_step_gives_the_mlx_backend_for_eval(tmp_path, fixture):
     """The entry point `hrm eval backend=mlx` uses: a checkpoint in, an ACT runner out."""
     from hrm.export.backends import load_step
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt")
     backend, arch = load_step("mlx", tmp_path / "ckpt")
     batch = fixture.batch(1)

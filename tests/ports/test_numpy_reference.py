@@ -10,7 +10,7 @@ import pytest
 import torch
 from reference_helpers import load_fixture, rel_error
 
-from hrm.export.act import run_act
+from hrm.act_driver import run_act
 from hrm.export.torch_step import TorchStep
 from hrm.ports.numpy import Arch, NumpyHRM, evaluate, load_hrm_weights
 
@@ -30,7 +30,7 @@ def numpy_model(fixture, dtype, params=None, **changes):
 
 def per_step(model, batch, steps):
     """The carry and outputs after each step of the eval loop (driving the step by hand)."""
-    from hrm.export.act import initial_carry
+    from hrm.act_driver import initial_carry
     inputs, ids = batch["inputs"].numpy(), batch["puzzle_identifiers"].numpy()
     carry = initial_carry(model, len(inputs))
     for _ in range(steps):
@@ -69,7 +69,7 @@ def test_variants_match_the_original(fixture, variant, changes):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("halt_early", [False, True])
 def test_act_loop_matches_pytorch_on_every_batch(fixture, dtype, halt_early):
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     torch_step = TorchStep(ReferenceRun(fixture).model().model.inner)
     model = numpy_model(fixture, dtype)
     # The five fixture batches as one: rows are independent in evaluation.
@@ -88,7 +88,7 @@ def test_act_loop_matches_pytorch_on_every_batch(fixture, dtype, halt_early):
 
 def test_loads_hrm_checkpoints(fixture, tmp_path):
     from hrm.models.checkpoint import save_weights
-    from hrm.models.reference import ReferenceRun
+    from hrm.reference.hrm import ReferenceRun
     head = ReferenceRun(fixture).model()
     head.model.inner.H_init.data = head.model.inner.H_init.data.bfloat16().float()   # as stored by a bf16 run
     save_weights(head, fixture.config(), tmp_path / "ckpt")
@@ -110,6 +110,6 @@ def test_missing_weight_is_named(fixture):
 
 
 def test_the_reference_imports_no_torch():
-    code = "import sys, hrm.ports.numpy, hrm.export.act; print('torch' in sys.modules)"
+    code = "import sys, hrm.ports.numpy, hrm.act_driver; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

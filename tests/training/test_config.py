@@ -167,6 +167,29 @@ def test_paper_presets_have_the_spec_hyper_parameters(name):
             2, 16, "rope", "stablemax_cross_entropy")
 
 
+TRM_PRESETS = {
+    # name: (data_path, epochs, eval_interval, puzzle_emb_lr, wd = puzzle_emb_wd, L_cycles, mlp_t, pos_encodings)
+    "trm_sudoku_extreme_mlp": ("data/sudoku-extreme-1k-aug-1000", 50000, 5000, 1e-4, 1.0, 6, True, "none"),
+    "trm_sudoku_extreme_att": ("data/sudoku-extreme-1k-aug-1000", 50000, 5000, 1e-4, 1.0, 6, False, "rope"),
+    "trm_maze_30x30_hard": ("data/maze-30x30-hard-1k", 50000, 5000, 1e-4, 1.0, 4, False, "rope"),
+    "trm_arc1": ("data/arc1concept-aug-1000", 100000, 10000, 1e-2, 0.1, 4, False, "rope"),
+    "trm_arc2": ("data/arc2concept-aug-1000", 100000, 10000, 1e-2, 0.1, 4, False, "rope"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRM_PRESETS))
+def test_trm_presets_have_the_official_runs_hyper_parameters(name):
+    """TRM_SPEC §2.3: the README commands of the official runs, with EMA at 0.999 in every one."""
+    c = load_config(PRESETS / f"{name}.yaml")
+    a = c.arch
+    got = (c.data_path, c.epochs, c.eval_interval, c.puzzle_emb_lr, c.weight_decay, a.L_cycles, a.mlp_t, a.pos_encodings)
+    assert got == TRM_PRESETS[name] and c.puzzle_emb_weight_decay == c.weight_decay
+    assert a.name == "trm" and (a.hidden_size, a.num_heads, a.L_layers, a.H_cycles, a.puzzle_emb_len) == (512, 8, 2, 3, 16)
+    assert (a.halt_max_steps, a.halt_exploration_prob, a.no_ACT_continue, a.halting_policy.rule) == (16, 0.1, True, "q_halt > 0")
+    assert (c.global_batch_size, c.lr, c.lr_min_ratio, c.lr_warmup_steps, (c.beta1, c.beta2)) == (768, 1e-4, 1.0, 2000, (0.9, 0.95))
+    assert c.ema and c.ema_rate == 0.999
+
+
 def test_every_preset_loads():
     names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
     assert set(EXPECTED_PRESETS) <= set(names)

@@ -18,6 +18,27 @@ def small_demo(monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DATA", dict(demo.DEMO_DATA, n_train=300, n_test=48, num_aug=1))
 
 
+class StepClock:
+    """The demo's clock (its deadline and its speed fit) advanced by a fixed 0.5 s on every reading, so the
+    number of steps a budget buys depends on the code, not on how busy the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 0.5
+        return self.now
+
+    def strftime(self, fmt):
+        import time
+        return time.strftime(fmt)
+
+
+@pytest.fixture(autouse=True)
+def step_clock(monkeypatch):
+    monkeypatch.setattr(demo, "time", StepClock())
+
+
 def run_demo(output, capsys, *overrides, minutes="0.05"):
     # A few seconds of eager training: compiling would take longer than the budget.
     argv = ["--minutes", minutes, "--threads", "2", "--output", str(output), "compile=false",
@@ -64,3 +85,11 @@ def test_demo_rejects_an_unknown_override(small_demo, tmp_path, capsys):
         demo.main(["--output", str(tmp_path / "demo"), "arch.L_cycle=3"])
     assert exit_info.value.code == 2
     assert "arch.L_cycles" in capsys.readouterr().err           # the nearest valid key is suggested
+
+
+def test_an_architecture_named_by_its_family_gets_its_demo_block():
+    assert demo.demo_sized("arch=trm") == "arch=trm_demo"
+    assert demo.demo_sized("arch=transformer") == "arch=transformer_demo"
+    assert demo.demo_sized("arch=hrm_27m") == "arch=hrm_27m"            # an exact block name is kept
+    assert demo.demo_sized("arch.L_cycles=3") == "arch.L_cycles=3"
+    assert demo.demo_sized("arch=nonsense") == "arch=nonsense"          # the config loader names the error

@@ -76,7 +76,7 @@ def test_two_gloo_processes_match_one(tmp_path):
 
 LEAVE_THE_GROUP = """
 import os, sys, torch, torch.distributed as dist
-from hrm.training.distributed import init_processes, shutdown
+from hrm.processes import init_processes, shutdown
 from hrm.training.optimizers import AdamATan2
 
 def threads():

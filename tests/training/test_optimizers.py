@@ -12,7 +12,7 @@ from hrm.training.optimizers import AdamATan2, SparseSignSGD, sparse_signsgd_
 
 
 def reference_adam_atan2(theta, grads, lrs, beta1, beta2, wd):
-    """The rule of spec §8.2, written element by element in float64 Python."""
+    """The rule of semantics §9.2, written element by element in float64 Python."""
     theta, m, v = list(theta), [0.0] * len(theta), [0.0] * len(theta)
     for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
         for i in range(len(theta)):

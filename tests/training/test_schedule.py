@@ -1,4 +1,4 @@
-"""The warm-up + cosine schedule (spec §8.4) and the step count of a run."""
+"""The warm-up + cosine schedule (semantics §9.4) and the step count of a run."""
 from __future__ import annotations
 
 import math

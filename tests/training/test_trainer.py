@@ -132,6 +132,10 @@ def test_doctor_reports_packages(capsys):
     assert doctor_main([]) == 0
     text = capsys.readouterr().out
     assert "optional packages:" in text and "device:" in text
+    # A speed figure from elsewhere is labelled as such (measured on the project's machine, not this one).
+    for line in text.splitlines():
+        if "s/step" in line:
+            assert "not measured on this machine" in line, line
 
 
 def test_lr_schedule_steps_sets_the_horizon_of_the_cosine(data, tmp_path):

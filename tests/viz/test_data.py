@@ -8,7 +8,8 @@ from safetensors.numpy import load_file, save_file
 
 from viz_fixtures import ARC_NAMES, write_sudoku_dataset, write_sudoku_predictions
 from hrm.viz.data import VizData, VizError, load_predictions
-from hrm.viz.tasks import detect_task, sudoku_box, task_style, view_box
+from hrm.puzzles import detect, family_name
+from hrm.viz.tasks import sudoku_box, task_style, view_box
 
 
 def rewrite(path, drop=(), **replace):
@@ -73,6 +74,10 @@ def test_inconsistent_puzzle_indices_are_refused(sudoku_dataset):
     np.save(sudoku_dataset / "test" / "all__puzzle_indices.npy", np.array([0, 1, 2, 3, 4, 5, 9], np.int32))
     with pytest.raises(VizError, match="puzzle_indices must rise from 0 to the 6 examples"):
         VizData(sudoku_dataset)
+
+
+def detect_task(seq_len, vocab_size, *names):
+    return family_name(detect(seq_len, vocab_size, *names))
 
 
 def test_the_task_comes_from_hints_then_sizes():

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import hrm.viz.server as server_module
 from viz_fixtures import http_get, raw_request
-from hrm.viz.commands import _parser
+from hrm.cli_args import CommandLineExit
+from hrm.viz.commands import spec as viz_spec
 from hrm.viz.data import VizData
 from hrm.viz.server import STATIC_DIR, VizServer
 
@@ -121,12 +122,12 @@ def test_the_server_listens_on_loopback_unless_told_otherwise():
         assert server.socket.getsockname()[0] == "127.0.0.1"
     finally:
         server.server_close()
-    parser = _parser()
-    assert parser.parse_args([]).host == "127.0.0.1"
-    help_text = " ".join(parser.format_help().split())
-    assert "default 127.0.0.1" in help_text and "Loopback only" in help_text
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--host", "0.0.0.0"])
+    command = viz_spec()
+    assert command.parse([]).host == "127.0.0.1"
+    help_text = " ".join(command.help().split())
+    assert "127.0.0.1" in help_text and "Loopback only" in help_text
+    with pytest.raises(CommandLineExit):
+        command.parse(["--host", "0.0.0.0"])
 
 
 # -- property: random and mutated request targets ---------------------------------------------------

@@ -1,4 +1,4 @@
-"""ARC datasets (spec §10.3, §11): reading ARC-AGI / ConceptARC / Kaggle files, encoding, augmentation.
+"""ARC datasets (formats §2, semantics §12): reading ARC-AGI / ConceptARC / Kaggle files, encoding, augmentation.
 
 Encoding: colour c (0..9) is token c + 2, PAD 0, EOS 1, vocab 12. A grid sits in a 30 x 30 canvas at an
 offset, EOS on the row below it and the column right of it (the corner stays PAD); seq_len 900. Labels
@@ -68,7 +68,7 @@ def grid_to_seq(grid: np.ndarray) -> np.ndarray:
 
 
 def crop(seq: np.ndarray) -> np.ndarray:
-    """The grid in a (900,) token sequence (spec §11): the largest top-left rectangle of colour tokens."""
+    """The grid in a (900,) token sequence (semantics §12.2): the largest top-left rectangle of colour tokens."""
     canvas = np.asarray(seq).reshape(MAX_GRID, MAX_GRID)
     is_colour = (canvas >= COLOR_OFFSET) & (canvas < COLOR_OFFSET + NUM_COLORS)
     best_area, best = 0, (0, 0)
@@ -275,7 +275,7 @@ def destinations(task: ArcTask, strict: bool) -> dict[str, list[tuple[np.ndarray
 
 def choose_augmentations(examples: list[tuple[np.ndarray, np.ndarray]], num_aug: int,
                          rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
-    """The identity and up to num_aug (tid, colour map) whose transformed task is new (spec §10.3)."""
+    """The identity and up to num_aug (tid, colour map) whose transformed task is new (formats §2.2)."""
     identity = (0, np.arange(NUM_COLORS, dtype=np.uint8))
     versions = [identity]
     if num_aug == 0:

@@ -1,95 +1,93 @@
 """`hrm data ...`: build, check and show puzzle datasets.
 
-    hrm data sudoku --output-dir DIR (--input FILE... | --generate N) [--box 3x3] [--num-aug N] ...
-    hrm data maze   --output-dir DIR (--input FILE... | --generate N) [--size 30] [--min-path-length L] [--aug]
-    hrm data arc    --output-dir DIR --dataset-dirs DIR... [--num-aug 1000] [--strict] [--workers N]
+    hrm data sudoku output_dir=DIR (input=FILE,... | generate=N) [box=3x3] [num_aug=N] ...
+    hrm data maze   output_dir=DIR (input=FILE,... | generate=N) [size=30] [min_path_length=L] [aug=true]
+    hrm data arc    output_dir=DIR dataset_dirs=DIR,... [num_aug=1000] [strict=true] [workers=N]
     hrm data check  PATH
-    hrm data show   PATH --index I [--split train|test]
+    hrm data show   PATH index=I [split=train|test]
 
-Flags keep the original builders' names (--output-dir, --subsample-size, --num-aug, --dataset-dirs,
---min-difficulty, --aug); every build takes --seed and gives identical bytes for identical arguments.
+Options keep the original builders' names (output_dir, subsample_size, num_aug, dataset_dirs,
+min_difficulty, aug), and their spellings work too (`--output-dir DIR`, `--input A B`, `--aug`; see
+hrm.cli_args); every build takes seed and gives identical bytes for identical arguments.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from hrm.cli_args import Args, Command, Option
 from hrm.data.format import DatasetFormatError, check_output_dir
 
 # OSErrors (full disk, a file where a folder should be) are reported apart, by hrm.files.describe_os_error.
 _USER_ERRORS: tuple[type[BaseException], ...] = (DatasetFormatError, ValueError, RuntimeError)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", required=True, help="dataset folder to create (must not exist)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw of the build (default 0)")
+def _common(seed: int = 0, seed_help: str = "seed of every random draw of the build") -> list[Option]:
+    return [Option("output_dir", required=True, metavar="DIR", help="dataset folder to create (must not exist)"),
+            Option("seed", int, seed, help=seed_help)]
 
 
-def _sources(parser: argparse.ArgumentParser, noun: str) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", nargs="+", metavar="FILE", help=f"{noun} files in the original CSV format"
-                        + (" or plain lists" if noun == "puzzle" else ""))
-    source.add_argument("--generate", type=int, metavar="N", help=f"generate N training {noun}s")
-    parser.add_argument("--test-input", nargs="+", metavar="FILE", default=[],
-                        help="test split source (default: hold out --test-size of --input)")
-    parser.add_argument("--test-size", type=int, default=None,
-                        help="test puzzles held out of --input (default: a tenth) or generated (default: N // 10, at least 1)")
-    parser.add_argument("--subsample-size", type=int, default=None, help="draw this many training puzzles of --input")
-    parser.add_argument("--skip-invalid", action="store_true", help="drop invalid puzzles (counted) instead of failing")
+def _sources(noun: str) -> list[Option]:
+    return [
+        Option("input", many=True, metavar="FILE...", help=f"{noun} files in the original CSV format"
+               + (" or plain lists" if noun == "puzzle" else "")),
+        Option("generate", int, metavar="N", help=f"generate N training {noun}s"),
+        Option("test_input", many=True, default=[], metavar="FILE...",
+               help="test split source (default: hold out test_size of input)"),
+        Option("test_size", int, help="test puzzles held out of input (default: a tenth) or generated "
+               "(default: N // 10, at least 1)"),
+        Option("subsample_size", int, help="draw this many training puzzles of input"),
+        Option("skip_invalid", bool, False, help="drop invalid puzzles (counted) instead of failing"),
+    ]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hrm data", description="Build, check and show puzzle datasets.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    p = commands.add_parser("sudoku", help="build a Sudoku dataset from files or by generating puzzles")
-    _common(p)
-    _sources(p, "puzzle")
-    p.add_argument("--box", default="3x3", help="box shape RxC: 3x3 (9x9 board), 2x3 (6x6), 2x2 (4x4) ...")
-    p.add_argument("--num-aug", type=int, default=0, help="augmented versions per training puzzle (default 0)")
-    p.add_argument("--min-difficulty", type=float, default=None,
-                   help="keep puzzles rated at least this (the CSV rating column, else the solver's branch points)")
-    p.add_argument("--difficulty", default="any",
-                   help="generated puzzles: easy (no search), medium (1-4 branch points), hard (5+), any, or MIN[:MAX]")
-    p.add_argument("--min-blanks", type=int, default=0, help="generated puzzles: fewest blanks")
-    p.add_argument("--max-blanks", type=int, default=None, help="generated puzzles: most blanks (default: as many as stay unique)")
-
-    p = commands.add_parser("maze", help="build a maze dataset from files or by generating mazes")
-    _common(p)
-    _sources(p, "maze")
-    p.add_argument("--size", type=int, default=30, help="generated mazes: N x N (default 30)")
-    p.add_argument("--min-path-length", type=int, default=0,
-                   help="keep mazes whose shortest path has at least this many moves (Maze-30x30-Hard: 111)")
-    p.add_argument("--aug", action="store_true", help="add the 8 dihedral versions of each training maze")
-
-    p = commands.add_parser("arc", help="build an ARC dataset from ARC-AGI / ConceptARC folders or Kaggle files")
-    p.add_argument("--output-dir", required=True, help="dataset folder to create (must not exist)")
-    p.add_argument("--seed", type=int, default=42, help="seed (default 42, the original's)")
-    p.add_argument("--dataset-dirs", nargs="+", required=True, metavar="DIR",
-                   help="ARC-AGI / ConceptARC folders (repository roots or task folders) or Kaggle *_challenges.json files")
-    p.add_argument("--num-aug", type=int, default=1000, help="augmented versions per task (default 1000)")
-    p.add_argument("--strict", action="store_true", help="keep evaluation tasks' demonstration pairs out of training")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="worker processes (default: the cores, up to 8; the bytes do not depend on it)")
-
-    p = commands.add_parser("check", help="validate a dataset's format and manifest and print a summary")
-    p.add_argument("path")
-    p.add_argument("--quick", action="store_true", help="hash only the small files (the index tables, metadata)")
-
-    p = commands.add_parser("show", help="draw puzzles of a dataset in the terminal")
-    p.add_argument("path")
-    p.add_argument("--index", type=int, nargs="+", default=[0], help="example index (or indices) in the split")
-    p.add_argument("--split", default="train", choices=("train", "test"))
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="ARC colours")
-    return parser
+def spec() -> Command:
+    sudoku = Command("hrm data sudoku", "build a Sudoku dataset from files or by generating puzzles", [
+        *_common(), *_sources("puzzle"),
+        Option("box", default="3x3", help="box shape RxC: 3x3 (9x9 board), 2x3 (6x6), 2x2 (4x4) ..."),
+        Option("num_aug", int, 0, help="augmented versions per training puzzle"),
+        Option("min_difficulty", float,
+               help="keep puzzles rated at least this (the CSV rating column, else the solver's branch points)"),
+        Option("difficulty", default="any",
+               help="generated puzzles: easy (no search), medium (1-4 branch points), hard (5+), any, or MIN[:MAX]"),
+        Option("min_blanks", int, 0, help="generated puzzles: fewest blanks"),
+        Option("max_blanks", int, help="generated puzzles: most blanks (default: as many as stay unique)"),
+    ], one_of=[("input", "generate")])
+    maze = Command("hrm data maze", "build a maze dataset from files or by generating mazes", [
+        *_common(), *_sources("maze"),
+        Option("size", int, 30, help="generated mazes: N x N"),
+        Option("min_path_length", int, 0,
+               help="keep mazes whose shortest path has at least this many moves (Maze-30x30-Hard: 111)"),
+        Option("aug", bool, False, help="add the 8 dihedral versions of each training maze"),
+    ], one_of=[("input", "generate")])
+    arc = Command("hrm data arc", "build an ARC dataset from ARC-AGI / ConceptARC folders or Kaggle files", [
+        *_common(42, "seed (42 is the original's)"),
+        Option("dataset_dirs", many=True, required=True, metavar="DIR...",
+               help="ARC-AGI / ConceptARC folders (repository roots or task folders) or Kaggle *_challenges.json files"),
+        Option("num_aug", int, 1000, help="augmented versions per task"),
+        Option("strict", bool, False, help="keep evaluation tasks' demonstration pairs out of training"),
+        Option("workers", int, min(8, os.cpu_count() or 1),
+               help="worker processes (default: the cores, up to 8; the bytes do not depend on it)"),
+    ])
+    check = Command("hrm data check", "validate a dataset's format and manifest and print a summary", [
+        Option("path", positional=True, required=True, help="the dataset folder"),
+        Option("quick", bool, False, help="hash only the small files (the index tables, metadata)"),
+    ])
+    show = Command("hrm data show", "draw puzzles of a dataset in the terminal", [
+        Option("path", positional=True, required=True, help="the dataset folder"),
+        Option("index", int, [0], many=True, help="example index (or indices) in the split"),
+        Option("split", default="train", choices=("train", "test"), help="the split to draw from"),
+        Option("color", default="auto", choices=("auto", "always", "never"), help="ARC colours"),
+    ])
+    return Command("hrm data", "Build, check and show puzzle datasets.",
+                   commands={"sudoku": sudoku, "maze": maze, "arc": arc, "check": check, "show": show})
 
 
-def _build_args(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("command", "output_dir")}
+def _build_args(args: Args) -> dict:
+    return {k: v for k, v in args.values().items() if k != "output_dir"}
 
 
-def _sudoku(args: argparse.Namespace) -> None:
+def _sudoku(args: Args) -> None:
     from hrm.data import sudoku
     from hrm.data.sudoku_solver import Box
 
@@ -103,7 +101,7 @@ def _sudoku(args: argparse.Namespace) -> None:
                                 args.num_aug, args.min_difficulty, args.skip_invalid, args.seed, _build_args(args))
 
 
-def _maze(args: argparse.Namespace) -> None:
+def _maze(args: Args) -> None:
     from hrm.data import maze
 
     if args.generate is not None:
@@ -115,13 +113,13 @@ def _maze(args: argparse.Namespace) -> None:
                               args.min_path_length, args.aug, args.skip_invalid, args.seed, _build_args(args))
 
 
-def _arc(args: argparse.Namespace) -> None:
+def _arc(args: Args) -> None:
     from hrm.data import arc
 
     arc.build(args.output_dir, args.dataset_dirs, args.num_aug, args.seed, args.strict, args.workers, _build_args(args))
 
 
-def _check(args: argparse.Namespace) -> None:
+def _check(args: Args) -> None:
     from hrm.data.check import check_dataset
 
     print("\n".join(check_dataset(args.path, "quick" if args.quick else "full")))
@@ -135,33 +133,33 @@ def _show_kind(path: str, seq_len: int, vocab_size: int):
     import math
     from pathlib import Path
 
-    from hrm.data import arc, draw, maze
+    from hrm.data import draw
     from hrm.data.manifest import MANIFEST, read_manifest
     from hrm.data.sudoku_solver import Box
+    from hrm.puzzles import SUDOKU, detect, named
 
     manifest = read_manifest(path) or {}
-    kind = manifest.get("builder")
     where = Path(path) / MANIFEST
-    if kind not in ("sudoku", "maze", "arc"):
-        kind = draw.guess_kind(seq_len, vocab_size)
+    # NOTE: a builder that names no family (a test dataset's) is drawn as its shape says, not refused.
+    family = named(manifest.get("builder")) or detect(seq_len, vocab_size)
+    if family is None:
+        raise ValueError(f"cannot tell the puzzle kind of seq_len {seq_len}, vocab {vocab_size}")
     box = None
-    if kind == "sudoku":
+    fits = family.fits(seq_len, vocab_size)
+    if family is SUDOKU:
         box_text = (manifest.get("arguments") or {}).get("box")
         try:
             box = Box.parse(box_text) if isinstance(box_text, str) else draw.default_box(math.isqrt(seq_len))
         except (ValueError, ZeroDivisionError):
             raise DatasetFormatError(f"{where}: argument box {box_text!r} is not a Sudoku box shape") from None
         fits = box.rows > 0 and box.cols > 0 and box.cells == seq_len and vocab_size == box.size + 2
-    elif kind == "maze":
-        fits = math.isqrt(seq_len) ** 2 == seq_len and vocab_size == maze.VOCAB_SIZE
-    else:
-        fits = seq_len == arc.SEQ_LEN and vocab_size == arc.VOCAB_SIZE
+    kind = family.name
     if not fits:
         raise DatasetFormatError(f"{where}: a {kind} dataset cannot have seq_len {seq_len} and vocab_size {vocab_size}")
     return kind, box
 
 
-def _show(args: argparse.Namespace) -> None:
+def _show(args: Args) -> None:
     import numpy as np
 
     from hrm.data import draw
@@ -195,7 +193,7 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = spec().parse_or_exit(argv)
     handlers = {"sudoku": _sudoku, "maze": _maze, "arc": _arc, "check": _check, "show": _show}
     try:
         if args.command in ("sudoku", "maze", "arc"):  # refuse a bad --output-dir before the work, not after

@@ -67,18 +67,6 @@ def draw_arc_grid(grid: np.ndarray, color: bool = True) -> str:
     return "\n".join("".join(f"\x1b[48;5;{ARC_PALETTE_256[int(v)]}m  " for v in row) + "\x1b[0m" for row in grid)
 
 
-def guess_kind(seq_len: int, vocab_size: int) -> str:
-    """sudoku, maze or arc from a dataset's shape (used when there is no manifest naming the builder)."""
-    if vocab_size == arc.VOCAB_SIZE and seq_len == arc.SEQ_LEN:
-        return "arc"
-    if vocab_size == maze.VOCAB_SIZE:
-        return "maze"
-    n = math.isqrt(seq_len)
-    if n * n == seq_len and vocab_size == n + 2:
-        return "sudoku"
-    raise ValueError(f"cannot tell the puzzle kind of seq_len {seq_len}, vocab {vocab_size}")
-
-
 def default_box(n: int) -> Box:
     """The squarest r x c box with r * c = n (r <= c): 9 -> 3x3, 6 -> 2x3, 4 -> 2x2."""
     rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)

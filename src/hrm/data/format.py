@@ -1,4 +1,4 @@
-"""The on-disk dataset format (spec §9.1), shared with the original implementation, and its writer.
+"""The on-disk dataset format (formats §1), shared with the original implementation, and its writer.
 
     <root>/identifiers.json                     identifier id -> puzzle name ("<blank>" for 0)
     <root>/manifest.json                        hrm only: builder, arguments, seed, content hashes
@@ -31,6 +31,9 @@ from hrm.files import check_parent_dirs, make_partial_dir
 SPLITS = ("train", "test")
 ARRAY_FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 BLANK_IDENTIFIER = "<blank>"
+# The label the loader gives unsupervised positions (the dataset's ignore_label_id, and padding rows): the
+# loss and the metrics skip it (semantics §8.1). Defined here, with the format, so data imports no model code.
+IGNORE_LABEL_ID = -100
 
 
 class DatasetFormatError(ValueError):

@@ -1,4 +1,4 @@
-"""The puzzle loader: the original's batching (spec §9.2-§9.4), seeded from the config alone, resumable.
+"""The puzzle loader: the original's batching (semantics §10), seeded from the config alone, resumable.
 
     ds = PuzzleDataset(data_path, split="train", global_batch_size=768, rank=0, world_size=1, seed=0,
                        epochs_per_iter=1, test_set_mode=False)
@@ -28,10 +28,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from hrm.data.format import (DatasetFormatError, DatasetMetadata, load_metadata, load_set_arrays,
+from hrm.data.format import (IGNORE_LABEL_ID, DatasetFormatError, DatasetMetadata, load_metadata, load_set_arrays,
                              validate_set_structure)
 from hrm.data.manifest import verify_manifest
-from hrm.models.losses import IGNORE_LABEL_ID
 
 _verified: set[tuple[str, float]] = set()
 
@@ -56,7 +55,7 @@ class TestBatch:
 
 def sample_train_batches(rng: np.random.Generator, group_order: np.ndarray, puzzle_indices: np.ndarray,
                          group_indices: np.ndarray, global_batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (example indices, puzzle index per example) of each full batch of one iteration (spec §9.2)."""
+    """Yield (example indices, puzzle index per example) of each full batch of one iteration (semantics §10.1)."""
     pi = puzzle_indices.astype(np.int64)
     gi = group_indices.astype(np.int32)
     # int32 keeps an iteration of many epochs over millions of groups (the original's own group order
@@ -184,7 +183,7 @@ class PuzzleDataset:
             self._in_progress, self._batches_yielded = False, 0
 
     def iter_test_batches(self) -> Iterator[TestBatch]:
-        """Every example of the split in order, as padded local batches with their real sizes (spec §9.3)."""
+        """Every example of the split in order, as padded local batches with their real sizes (semantics §10.2)."""
         for set_name, arrays in self._lazy_load().items():
             total = len(arrays["inputs"])
             pi = arrays["puzzle_indices"]

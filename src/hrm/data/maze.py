@@ -1,4 +1,4 @@
-"""Maze datasets (spec §10.2): N x N mazes with a start, a goal and a unique shortest path.
+"""Maze datasets (formats §2): N x N mazes with a start, a goal and a unique shortest path.
 
 Encoding (the original's): the characters "# SGo" (wall, free, start, goal, path) are tokens 1..5, PAD 0,
 vocab 6, seq_len N*N. The input is the maze with S and G; the label is the same maze with the cells of

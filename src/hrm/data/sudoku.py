@@ -1,4 +1,4 @@
-"""Sudoku datasets (spec §10.1), for any box shape: reading, checking, generating, augmenting, building.
+"""Sudoku datasets (formats §2, §2.2), for any box shape: reading, checking, generating, augmenting, building.
 
 Encoding (the original's): a cell value v (0 = blank, 1..N) is the token v + 1, PAD = 0, vocab N + 2;
 labels are the solution, so nothing is ignored. Every puzzle identifier is 0 (identifiers ["<blank>"]).

@@ -1,4 +1,4 @@
-"""Sudoku symmetries (spec §10.1): random validity-preserving transforms for augmentation, and a
+"""Sudoku symmetries (formats §2.2): random validity-preserving transforms for augmentation, and a
 canonical key that is equal for two puzzles iff one is a transform of the other (used to keep test
 puzzles out of training and generated puzzles distinct)."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ def random_symmetries(box: Box, count: int, rng: np.random.Generator) -> tuple[n
     """`count` random validity-preserving transforms: (cell mapping (count, cells), digit map (count, N+1)).
 
     new[i, j] = old[row_perm[i], col_perm[j]] of the (maybe transposed) board, then digits relabelled, as
-    §10.1: rows permute as bands of `box.rows` rows and within each band, columns as stacks of `box.cols`
+    formats §2.2: rows permute as bands of `box.rows` rows and within each band, columns as stacks of `box.cols`
     columns and within each stack; transposing is a symmetry only for square boxes (rows == cols).
     NOTE: the draws are vectorised over the `count` transforms, so the RNG is consumed in a different
     order than the original's one-transform-at-a-time loop; the distribution is the same.

@@ -1,4 +1,4 @@
-"""The eight dihedral transforms of a grid and their inverses (spec §10, table "tid").
+"""The eight dihedral transforms of a grid and their inverses (formats §2.1).
 
 Every builder and the ARC evaluation use these: tid 0..7 are identity, rot90 k=1,2,3 (numpy's
 counter-clockwise), fliplr, flipud, transpose, and the anti-diagonal reflection fliplr(rot90(k=1)).

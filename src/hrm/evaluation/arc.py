@@ -1,6 +1,6 @@
 """ARC scoring: de-augment every version's answer, vote, pass@k, and the ARC Prize submission file.
 
-The protocol is the original's (spec §11, `arc_eval.ipynb`):
+The protocol is the original's (semantics §12, `arc_eval.ipynb`):
   1. The ground truth of a task is its non-augmented test rows (puzzle name without "_"): for each test
      input, crop(input) -> crop(label). Their order in the split is the order of the task's test inputs.
   2. Every row of every augmented version votes: the key is inverse_aug(crop(input)), the answer is
@@ -125,7 +125,6 @@ def score(inputs: np.ndarray, labels: np.ndarray, puzzle_identifiers: np.ndarray
 
     # 1. Ground truth from the non-augmented versions, test inputs in split order.
     tasks: dict[str, list[TestInput]] = {}
-    where: dict[tuple[str, tuple], TestInput] = {}
     for row, name in enumerate(names):
         if task_name(name) != name:
             continue
@@ -133,26 +132,25 @@ def score(inputs: np.ndarray, labels: np.ndarray, puzzle_identifiers: np.ndarray
         label_mask = labels[row] != -100
         label_grid = crop(np.where(label_mask, labels[row], 0)) if label_mask.any() else None
         tests = tasks.setdefault(name, [])
-        test = TestInput(len(tests), input_grid, label_grid)
-        tests.append(test)
-        where.setdefault((name, grid_key(input_grid)), test)   # NOTE: two identical test inputs share one key
+        tests.append(TestInput(len(tests), input_grid, label_grid))
+    known = {(name, grid_key(test.input_grid)) for name, tests in tasks.items() for test in tests}
 
-    # 2. Votes from every version, mapped back to the original frame.
-    votes: dict[int, list[tuple]] = {}
+    # 2. Votes from every version, mapped back to the original frame, pooled per (task, input grid).
+    # NOTE: two identical test inputs of one task cannot be told apart once augmented: they share their votes.
+    votes: dict[tuple[str, tuple], list[tuple]] = {}
     stray = 0
     for row, name in enumerate(names):
-        task = task_name(name)
-        test = where.get((task, grid_key(inverse_aug(name, crop(inputs[row])))))
-        if test is None:
+        key = (task_name(name), grid_key(inverse_aug(name, crop(inputs[row]))))
+        if key not in known:
             stray += 1
             continue
         answer = inverse_aug(name, crop(predictions[row]))
-        votes.setdefault(id(test), []).append((grid_key(answer), answer, float(q_halt_logits[row])))
+        votes.setdefault(key, []).append((grid_key(answer), answer, float(q_halt_logits[row])))
 
     # 3. Rank each test input's answers.
-    for tests in tasks.values():
+    for name, tests in tasks.items():
         for test in tests:
-            test.candidates = rank(votes.get(id(test), []))
+            test.candidates = rank(votes.get((name, grid_key(test.input_grid)), []))
     return ArcResults(tasks, tuple(int(k) for k in ks), len(names) - stray, stray)
 
 

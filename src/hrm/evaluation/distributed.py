@@ -1,6 +1,6 @@
 """Evaluation under torchrun: each rank evaluates its shard, rank 0 gathers the rows and the sums.
 
-The process group is joined by hrm.training.distributed.init_processes (NCCL on CUDA, gloo on the CPU),
+The process group is joined by hrm.processes.init_processes (NCCL on CUDA, gloo on the CPU),
 as training does. Without a process group everything here is a no-op for one process.
 """
 from __future__ import annotations

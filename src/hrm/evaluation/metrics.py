@@ -1,6 +1,6 @@
 """Evaluation metrics: the original's definitions, normalised the original's way.
 
-Definitions (spec §7), per row b with n_b supervised positions (labels != -100):
+Definitions (semantics §8.2), per row b with n_b supervised positions (labels != -100):
     exact_accuracy    every supervised position predicted right            (the headline figure)
     accuracy          mean over rows of (right positions / n_b)           ("token accuracy", per row first)
     q_halt_accuracy   (q_halt >= 0) agrees with "the row is exactly right"
@@ -50,7 +50,7 @@ def exact(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def sums_from_predictions(predictions: np.ndarray, labels: np.ndarray, q_halt_logits: np.ndarray | None = None,
                           steps: np.ndarray | None = None) -> dict[str, float]:
-    """The loss head's raw metric sums (spec §7) for (N, S) predictions against (N, S) labels."""
+    """The loss head's raw metric sums (semantics §8.2) for (N, S) predictions against (N, S) labels."""
     right, supervised, is_exact = row_correctness(predictions, labels)
     counted = supervised > 0
     sums = {"count": float(counted.sum()),

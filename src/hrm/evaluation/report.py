@@ -1,6 +1,6 @@
 """What `hrm eval` reports: the protocol line, results.json, the predictions arrays, ARC's files, the text.
 
-NOTE: "metrics" are the original's (spec §7, §8.6): sums over counted rows divided by their count. Its
+NOTE: "metrics" are the original's (semantics §8.3, §11.1): sums over counted rows divided by their count. Its
 q_halt_loss sums over every row of every batch, padding rows included, so it depends on the batch
 size; it is kept in results.json for comparison with the original and not printed.
 """
@@ -27,10 +27,11 @@ def arc_versions(data_path: Path, split: str, sets: list[str]) -> float:
     return len(ids[ids > 0]) / max(1, len(tasks))
 
 
-def protocol_line(halt_max_steps: int, config, task: str, arc_versions: float | None = None) -> str:
+def protocol_line(halt_max_steps: int, config, dataset_versions: bool, arc_versions: float | None = None) -> str:
+    """`dataset_versions`: the split holds each puzzle's augmented versions (the family's, ARC: semantics §12)."""
     halting = (f"every puzzle runs halt_max_steps={halt_max_steps} ACT steps (the original's rule)" if config.halting == "fixed"
                else f"each puzzle stops when its Q head says halt (at most halt_max_steps={halt_max_steps})")
-    if task == "arc":
+    if dataset_versions:
         augment = (f"augmentations: {arc_versions:g} versions per task (the dataset's), voted; "
                    f"pass@k for k=" + ",".join(map(str, config.arc_k)))
     elif config.tta > 1:
@@ -58,7 +59,7 @@ def prediction_arrays(outputs, halting: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def summarise(outputs, config, task: str, halt_max_steps: int, seconds: float, batch_size: int,
+def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps: int, seconds: float, batch_size: int,
               arc_versions: float | None = None) -> dict[str, Any]:
     """The content of results.json (see the module's note on the metrics)."""
     rows = outputs.rows
@@ -67,8 +68,8 @@ def summarise(outputs, config, task: str, halt_max_steps: int, seconds: float, b
         "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
                      "batch_size": batch_size, "arc_versions_per_task": arc_versions,
                      "split": config.split,
-                     "examples": outputs.num_examples, "tta_versions": config.tta if task != "arc" else None,
-                     "arc_k": config.arc_k if task == "arc" else None, "task": task},
+                     "examples": outputs.num_examples, "tta_versions": config.tta if not dataset_versions else None,
+                     "arc_k": config.arc_k if dataset_versions else None, "task": task},
         "metrics": fixed,
         "seconds": seconds,
         "puzzles_per_second": outputs.num_examples / seconds if seconds > 0 else float("nan"),

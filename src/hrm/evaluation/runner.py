@@ -21,8 +21,7 @@ import torch
 
 from hrm.evaluation import arc as arc_scoring
 from hrm.evaluation.report import arc_outputs, arc_versions, prediction_arrays, protocol_line, report_lines, summarise
-from hrm.evaluation.sources import (EvalError, check_dataset, choose_batch_size, dataset_box, dataset_task, default_out,
-                                    resolve_checkpoint, resolve_data_path, untrained_embeddings)
+from hrm.evaluation.sources import EvalError, check_dataset, choose_batch_size, default_out, untrained_embeddings
 
 HALTING = ("fixed", "q")
 
@@ -48,6 +47,8 @@ class EvalConfig:
     progress: bool = True
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
     compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
+    weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
+                                             # them); live: the parameters training went on from
 
     def validate(self) -> "EvalConfig":
         problems = []
@@ -65,6 +66,8 @@ class EvalConfig:
             problems.append(f"max_examples must be >= 1, got {self.max_examples}")
         if not self.arc_k or any(k < 1 for k in self.arc_k):
             problems.append(f"arc_k must be a list of positive integers, got {self.arc_k}")
+        if self.weights not in ("saved", "live"):
+            problems.append(f"weights must be saved or live, got {self.weights!r}")
         if self.compile and self.backend != "torch":
             problems.append(f"compile=true applies to backend=torch, not to backend={self.backend}")
         if problems:
@@ -74,7 +77,7 @@ class EvalConfig:
 
 def parse_config(argv: list[str]) -> EvalConfig:
     """key=value arguments (the original's style: `checkpoint=... data_path=...`) into an EvalConfig."""
-    from hrm.training.config import ConfigError, coerce
+    from hrm.config_values import ConfigError, coerce
 
     config = EvalConfig()
     hints = typing.get_type_hints(EvalConfig)
@@ -103,42 +106,43 @@ def _list_value(text: str):
 
 def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str, Any] | None:
     """Evaluate; returns the results (what results.json holds) on rank 0, None on the other ranks."""
-    from hrm.data import DatasetFormatError, PuzzleDataset, load_metadata
-    from hrm.device import choose, compile_enabled, warn_compile_failed
+    from hrm.data import PuzzleDataset
+    from hrm.device import compile_enabled, pick_device
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.predictions import write_predictions
-    from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
-    from hrm.training.distributed import device_for, init_processes, shutdown
+    from hrm.processes import device_for, init_processes, shutdown
+    from hrm.runs import RunError, open_run
 
     config.validate()
-    resolved = resolve_checkpoint(config.checkpoint)
-    # NOTE: by default a run is evaluated in the dtype it was trained in (where this device runs it), so that
-    # hrm eval reports what the trainer's own evaluation reported.
-    choice = choose(config.device, config.dtype, trained=trained_dtype(resolved.weights))
-    processes = init_processes(choice.device)
-    device = device_for(choice.device, processes)
+    try:
+        requested, _ = pick_device(config.device)
+    except RuntimeError as e:
+        raise EvalError(str(e)) from None
+    processes = init_processes(requested)
+    device = device_for(requested, processes)
     main = processes.is_main
     say = log if main else (lambda _: None)
     try:
-        data_path = resolve_data_path(config, resolved)
         try:
-            overrides = None
-            if not is_hrm_checkpoint(resolved.weights):
-                # The original's all_config.yaml has no seq_len (it came from the dataset at run time).
-                overrides = {"seq_len": load_metadata(data_path, config.split).seq_len}
-            # Other backends are built from the float32 model (their parity reference), on the CPU.
-            dtype = choice.dtype if config.backend == "torch" else torch.float32
-            head, arch, info = load_checkpoint(resolved.weights, device=device if config.backend == "torch" else "cpu",
-                                               dtype=dtype, arch_overrides=overrides)
-        except (CheckpointError, DatasetFormatError) as e:
+            # NOTE: by default a run is evaluated in the dtype it was trained in (where this device runs it),
+            # so that hrm eval reports what the trainer's own evaluation reported. Other backends are built
+            # from the float32 model (their parity reference), on the CPU.
+            torch_backend = config.backend == "torch"
+            run = open_run(config.checkpoint, device=device if torch_backend else "cpu",
+                           dtype=config.dtype if torch_backend else "float32", data_path=config.data_path,
+                           split=config.split, live_weights=config.weights == "live")
+            data_path = run.require_data()
+        except RunError as e:
             raise EvalError(str(e)) from None
+        head, arch, info, choice = run.head, run.arch, run.info, run.choice
         meta, data_hash = check_dataset(arch, info, data_path, config.split, config.force, say)
-        task = dataset_task(data_path, meta.seq_len, meta.vocab_size)
+        family = run.family
+        task = run.task
         runner = None
         if config.backend != "torch":
             from hrm.evaluation.backends import backend_runner
             try:
-                runner = backend_runner(config.backend, head, arch, str(resolved.weights))
+                runner = backend_runner(config.backend, head, arch, str(run.weights))
             except (ValueError, RuntimeError) as e:
                 raise EvalError(str(e)) from None
             device = torch.device("cpu")
@@ -149,23 +153,25 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
                     "(never trained) embedding in this checkpoint: the identifier map differs from the training one")
         augmenter = None
         if config.tta > 1:
-            from hrm.evaluation.tta import augmenter_for
-
             try:
-                augmenter = augmenter_for(task, meta.seq_len, meta.vocab_size, dataset_box(data_path))
+                if family is None:
+                    raise ValueError("test-time augmentation (tta=K) is for Sudoku and maze datasets; "
+                                     "this one's puzzle family is unknown")
+                augmenter = family.augmenter(meta.seq_len, meta.vocab_size, run.box)
             except ValueError as e:
                 raise EvalError(str(e)) from None
 
-        from hrm.evaluation.loop import split_size
+        from hrm.evaluation.loop import ran_compiled, split_size, torch_runner
 
         examples = split_size(data_path, config.split, meta.sets)
         if config.max_examples:
             examples = min(examples, config.max_examples)
-        batch_size = choose_batch_size(config.batch_size, resolved.run_config.get("global_batch_size"), arch, device,
+        batch_size = choose_batch_size(config.batch_size, run.run_config.get("global_batch_size"), arch, device,
                                        examples, processes.world_size)
         dataset = PuzzleDataset(data_path, split=config.split, global_batch_size=batch_size, rank=processes.rank,
                                 world_size=processes.world_size, test_set_mode=True, verify=config.verify)
-        say(f"checkpoint  {resolved.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''})")
+        say(f"checkpoint  {run.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''}"
+            f", {run.weights_kind} weights)")
         say(f"dataset     {data_path} [{config.split}], task {task}, "
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
                if data_hash else "no recorded hash to compare"))
@@ -175,38 +181,32 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
                 + (f", {processes.world_size} processes" if processes.distributed else ""))
         else:
             say(f"backend     {config.backend}: {runner.detail}")
-        versions = arc_versions(data_path, config.split, meta.sets) if task == "arc" else None
-        say("protocol    " + protocol_line(arch.halt_max_steps, config, task, versions) + f"; batch {batch_size}")
+        dataset_versions = family is not None and family.dataset_versions
+        versions = arc_versions(data_path, config.split, meta.sets) if dataset_versions else None
+        say("protocol    " + protocol_line(arch.halt_max_steps, config, dataset_versions, versions) + f"; batch {batch_size}")
 
-        def evaluate_with(module):
-            return evaluate(module, dataset, device=device, save_steps=config.save_steps,
-                            max_examples=config.max_examples, progress=config.progress and main, augmenter=augmenter,
-                            versions=config.tta, seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
-
+        if runner is None:
+            runner = torch_runner(head, compile=compiled)
         start = time.perf_counter()
-        if compiled:
-            try:
-                outputs = evaluate_with(torch.compile(head, dynamic=False))
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
-                warn_compile_failed(e)
-                outputs = evaluate_with(head)
-        else:
-            outputs = evaluate_with(head)
+        outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
+                           progress=config.progress and main, augmenter=augmenter, versions=config.tta,
+                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
         seconds = time.perf_counter() - start
         if not main:
             return None
-        results = summarise(outputs, config, task, arch.halt_max_steps, seconds, batch_size, versions)
-        out_dir = Path(config.out) if config.out else default_out(resolved, data_path, config)
+        results = summarise(outputs, config, task, dataset_versions, arch.halt_max_steps, seconds, batch_size, versions)
+        # Whether the evaluation ran compiled to the end (a compiler failure falls back to eager, with a warning).
+        results["protocol"]["compiled"] = ran_compiled(runner)
+        results["protocol"]["weights"] = run.weights_kind
+        out_dir = Path(config.out) if config.out else default_out(run, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
-        metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(resolved.weights),
+        metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(run.weights),
                     "halt_max_steps": arch.halt_max_steps, "halt_rule": arch.halting_policy.rule,
                     "architecture": arch.name, "dataset_hash": data_hash or ""}
         written = [write_predictions(out_dir, arrays, metadata, config.format)]
-        if task == "arc":
+        if dataset_versions:
             written += arc_outputs(outputs, data_path, config, results, out_dir)
-        results["checkpoint"] = str(resolved.weights)
+        results["checkpoint"] = str(run.weights)
         results["data_path"] = str(data_path)
         results["dataset_hash"] = data_hash
         arc_scoring.write_json(out_dir / "results.json", results, indent=1)

@@ -8,18 +8,14 @@
     solver = hrm.evaluation.solve.Solver("runs/sudoku-demo")      # load once, solve many
     solver.solve(puzzle, halting="q", tta=8)
 
-The model runs the eval-mode ACT loop (hrm.evaluation.loop.run_act). By default the answer is the last
-step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
+The model runs the eval-mode ACT loop (hrm.act_driver.run_act, through hrm.evaluation.loop.run_batch). By
+default the answer is the last step's, as evaluation scores it; halting="q" stops at the first step where the Q head says halt
 (the model's halt rule, hrm.halting). With tta=K (Sudoku, maze) the puzzle is also solved in K - 1 random symmetric
 versions and the answers, mapped back, are voted. ARC tasks known to the checkpoint's dataset are solved
-in every augmented version the model was trained with, as evaluation does (spec §11).
+in every augmented version the model was trained with, as evaluation does (semantics §12).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.evaluation.puzzles import Puzzle, PuzzleError, read_puzzle
 from hrm.halting import says_halt
+from hrm.puzzles import Puzzle, family, read_puzzle
 
 
 @dataclass
@@ -69,26 +65,27 @@ class SolveResult:
         return asdict(self)
 
     def render(self, show_steps: bool = False) -> str:
+        fam = family(self.task)
         out = []
         for note in self.notes:
             out.append(f"note: {note}")
         for i, a in enumerate(self.answers):
             if len(self.answers) > 1:
                 out.append(f"=== test input {i + 1} of {len(self.answers)} ===")
-            out.append("step  q_halt  q_cont  halt?  changed" + ("  prediction" if self.task == "sudoku" else ""))
+            out.append("step  q_halt  q_cont  halt?  changed" + ("  prediction" if fam.steps_inline else ""))
             for s in a.steps:
                 line = (f"{s.step:4d}  {s.q_halt_logit:6.2f}  {s.q_continue_logit:6.2f}  {'yes' if s.says_halt else 'no':>5}  "
                         f"{s.changed:7d}")
-                if self.task == "sudoku":
+                if fam.steps_inline:
                     line += "  " + "".join(s.prediction)
                 out.append(line)
-                if show_steps and self.task != "sudoku":
-                    out.append(_draw(self.task, s.prediction))
+                if show_steps and not fam.steps_inline:
+                    out.append(fam.draw(s.prediction, self.box_text))
             out.append(halt_sentence(self.halting, self.halt_max_steps, a))
             if a.versions > 1:
                 out.append(f"voted over {a.versions} versions: {a.votes} gave this answer")
             out.append("answer:")
-            out.append(_draw(self.task, a.answer, self.box_text))
+            out.append(fam.draw(a.answer, self.box_text))
             if a.check:
                 out.append(a.check.get("message", ""))
         return "\n".join(out)
@@ -102,20 +99,6 @@ def halt_sentence(halting: str, halt_max_steps: int, a: Answer) -> str:
     return f"halted at step {a.answer_step} (halt_max_steps, the original's rule); {q}"
 
 
-def _draw(task: str, rows: list, box_text: str | None = None) -> str:
-    if task == "sudoku":
-        from hrm.data.draw import default_box
-        from hrm.data.sudoku_solver import Box
-        from hrm.evaluation.puzzles import draw_sudoku
-
-        box = Box.parse(box_text) if box_text else default_box(len(rows))
-        return draw_sudoku(np.array([1 if ch == "." else int(ch) + 1 for ch in "".join(rows)]), box)
-    if task == "maze":
-        return "\n".join(rows)
-    from hrm.evaluation.puzzles import draw_arc
-    return draw_arc(np.array(rows)) if rows and rows[0] else "(empty grid)"
-
-
 # ----------------------------------------------------------------------------------------------------
 
 class Solver:
@@ -123,50 +106,41 @@ class Solver:
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", dtype: str = "auto",
                  data_path: str | Path | None = None, seq_len: int | None = None):
-        from hrm.data import load_metadata
-        from hrm.device import choose
-        from hrm.evaluation.sources import EvalError, dataset_box, dataset_task, recorded_data_path, resolve_checkpoint
-        from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint, trained_dtype
+        from hrm.evaluation.sources import EvalError
+        from hrm.runs import RunError, open_run
 
-        resolved = resolve_checkpoint(checkpoint)
-        self.choice = choose(device, dtype, trained=trained_dtype(resolved.weights))
-        self.checkpoint = str(resolved.weights)
-        self.data_path = Path(data_path) if data_path else recorded_data_path(resolved)
-        if self.data_path is not None and not self.data_path.is_dir():
-            raise EvalError(f"{self.data_path}: dataset folder not found")
-        if seq_len is None and self.data_path is not None and not is_hrm_checkpoint(resolved.weights):
-            seq_len = load_metadata(self.data_path, "test").seq_len     # the original's config does not hold it
-        overrides = {"seq_len": seq_len} if seq_len else None
         try:
-            self.head, self.arch, self.info = load_checkpoint(resolved.weights, self.choice.device, self.choice.dtype, overrides)
-        except CheckpointError as e:
+            self.run = open_run(checkpoint, device, dtype, data_path=data_path,
+                                arch_overrides={"seq_len": seq_len} if seq_len else None)
+        except RunError as e:
             raise EvalError(str(e)) from None
-        self.head.eval()
+        self.choice, self.head, self.arch, self.info = self.run.choice, self.run.head, self.run.arch, self.run.info
+        self.checkpoint = str(self.run.weights)
+        self.data_path = self.run.data_path
         self.halt_rule = self.arch.halting_policy.rule
-        self.task = dataset_task(self.data_path, self.arch.seq_len, self.arch.vocab_size)
-        self.box = dataset_box(self.data_path)
-        if self.task == "unknown":
+        self.family, self.task, self.box = self.run.family, self.run.task, self.run.box
+        if self.family is None:
             raise EvalError(f"{self.checkpoint}: cannot tell which puzzles this checkpoint solves (vocab "
                             f"{self.arch.vocab_size}, seq_len {self.arch.seq_len}); pass data_path=its dataset")
 
     # -- running --------------------------------------------------------------------------------------
     def _run(self, inputs: np.ndarray, identifiers: np.ndarray, halting: str):
-        from hrm.evaluation.loop import run_act
+        from hrm.evaluation.loop import run_batch
         from hrm.models import IGNORE_LABEL_ID
 
         device = self.choice.device
         batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)).to(device),
                  "labels": torch.full(inputs.shape, IGNORE_LABEL_ID, dtype=torch.int32, device=device),
                  "puzzle_identifiers": torch.from_numpy(identifiers.astype(np.int32)).to(device)}
-        return run_act(self.head, batch, save_steps=True, stop_at_q_halt=halting == "q")
+        return run_batch(self.head, batch, save_steps=True, halt_early=halting == "q")
 
     def solve(self, puzzle: Any, halting: str = "fixed", tta: int = 1, seed: int = 0) -> SolveResult:
         if halting not in ("fixed", "q"):
             raise ValueError(f"halting must be 'fixed' or 'q', got {halting!r}")
         if tta < 1:
             raise ValueError(f"tta must be >= 1, got {tta}")
-        parsed = read_puzzle(puzzle, self.task, self.arch.seq_len, self.box)
-        if parsed.task == "arc":
+        parsed = read_puzzle(puzzle, self.family, self.arch.seq_len, self.box)
+        if self.family.dataset_versions:
             from hrm.evaluation.solve_arc import solve_arc
             answers, notes = solve_arc(self, parsed, halting, tta, seed)
         else:
@@ -175,20 +149,20 @@ class Solver:
                            box_text=str(parsed.box) if parsed.box is not None else None)
 
     def _solve_grid(self, parsed: Puzzle, halting: str, tta: int, seed: int) -> Answer:
-        """Sudoku or maze: the original plus tta - 1 symmetric versions, voted."""
+        """A family with test-time transforms (Sudoku, maze): the original plus tta - 1 versions, voted."""
         from hrm.evaluation import tta as tta_
         from hrm.evaluation.voting import rank
 
         inputs = parsed.tokens
         mappings = token_maps = None
         if tta > 1:
-            augmenter = tta_.augmenter_for(parsed.task, self.arch.seq_len, self.arch.vocab_size, str(parsed.box) if parsed.box else None)
+            augmenter = self.family.augmenter(self.arch.seq_len, self.arch.vocab_size, str(parsed.box) if parsed.box else None)
             mappings, token_maps = tta_.draw_versions(augmenter, np.array([0]), tta - 1, seed)
             versions = [tta_.apply(inputs, m, t) for m, t in zip(mappings, token_maps)]
             inputs = np.concatenate([inputs] + versions)
         out = self._run(inputs, np.zeros(len(inputs), np.int64), halting)
-        answers = (out.q_halt_predictions if halting == "q" else out.predictions).numpy().astype(np.int64)
-        q = (out.q_halt_q_logits if halting == "q" else out.q_halt_logits).numpy()
+        answers = (out.q_halt_predictions if halting == "q" else out.predictions).astype(np.int64)
+        q = out.q_halt_q if halting == "q" else out.q_halt
         ballots = [(answers[0].tobytes(), answers[0], float(q[0]))]
         for v in range(1, len(inputs)):
             back = tta_.invert(answers[v:v + 1], mappings[v - 1], token_maps[v - 1])[0]
@@ -197,92 +171,31 @@ class Solver:
         answer = Answer(self._rows(parsed, parsed.tokens[0]), self._rows(parsed, best.answer),
                         self._steps(parsed, out, 0, parsed.tokens[0]), *self._halt_steps(out, 0, halting),
                         versions=len(inputs), votes=best.votes)
-        answer.check = check_answer(parsed, best.answer)
+        answer.check = self.family.check(parsed, best.answer)
         return answer
 
     def _rows(self, parsed: Puzzle, tokens: np.ndarray) -> list:
-        from hrm.evaluation.puzzles import maze_rows, sudoku_rows
-        if parsed.task == "sudoku":
-            return sudoku_rows(tokens, math.isqrt(self.arch.seq_len))
-        return maze_rows(tokens)
+        return self.family.decode(tokens, parsed.box)
 
     def _steps(self, parsed: Puzzle, out, row: int, inputs: np.ndarray, to_rows=None) -> list[Step]:
-        """Each step of one row; `changed` counts the cells that differ from the step before (step 1: the input)."""
+        """Each step the row ran; `changed` counts the cells that differ from the step before (step 1: the input)."""
         to_rows = to_rows or (lambda tokens: self._rows(parsed, tokens))
         steps, previous = [], np.asarray(inputs)
-        for k in range(out.step_predictions.shape[1]):
-            prediction = out.step_predictions[row, k].numpy()
-            q_halt = float(out.step_q_halt_logits[row, k])
-            q_cont = float(out.step_q_continue_logits[row, k])
+        for k in range(int(out.steps[row])):
+            prediction = out.step_predictions[row, k]
+            q_halt = float(out.step_q_halt[row, k])
+            q_cont = float(out.step_q_continue[row, k])
             steps.append(Step(k + 1, to_rows(prediction), q_halt, q_cont, bool(says_halt(self.halt_rule, q_halt, q_cont)),
                               int((prediction != previous).sum())))
             previous = prediction
         return steps
 
     def _halt_steps(self, out, row: int, halting: str) -> tuple[int, int | None]:
-        says = says_halt(self.halt_rule, out.step_q_halt_logits[row], out.step_q_continue_logits[row]).numpy()
+        ran = int(out.steps[row])
+        says = says_halt(self.halt_rule, out.step_q_halt[row, :ran], out.step_q_continue[row, :ran])
         q_step = int(np.argmax(says)) + 1 if says.any() else None
-        answer_step = int(out.q_halt_step[row]) if halting == "q" else out.steps_run
+        answer_step = int(out.q_halt_step[row]) if halting == "q" else ran
         return answer_step, q_step
-
-
-def check_answer(parsed: Puzzle, answer: np.ndarray) -> dict[str, Any]:
-    """Is the answer a solution? Sudoku: the rules and the givens, and the exact solver's answer; maze: the
-    shortest path from S to G, as the dataset labels mark it."""
-    if parsed.task == "sudoku":
-        from hrm.data.sudoku import decode_tokens
-        from hrm.data.sudoku_solver import solve as exact_solve
-
-        box = parsed.box
-        n = box.size
-        values = decode_tokens(answer).astype(np.int64)
-        givens = decode_tokens(parsed.tokens[0]).astype(np.int64)
-        board = values.reshape(n, n)
-        digits = set(range(1, n + 1))
-        units = [board[r] for r in range(n)] + [board[:, c] for c in range(n)]
-        units += [board[r:r + box.rows, c:c + box.cols].reshape(-1) for r in range(0, n, box.rows) for c in range(0, n, box.cols)]
-        valid = all(set(u.tolist()) == digits for u in units) and bool(((givens == 0) | (givens == values)).all())
-        reference = exact_solve(givens.astype(np.int8), box)
-        matches = reference.count >= 1 and bool(np.array_equal(reference.solution.astype(np.int64), values))
-        message = ("valid: every row, column and box holds each digit once and the givens are kept" if valid
-                   else "NOT valid: " + _sudoku_problem(board, givens, box))
-        if reference.count == 1:
-            message += "; " + ("matches the unique solution" if matches else "differs from the unique solution (exact solver)")
-        elif reference.count == 0:
-            message += "; the puzzle has no solution (exact solver)"
-        else:
-            message += "; the puzzle has several solutions (exact solver)"
-        return {"valid": valid, "matches_solver": matches if reference.count == 1 else None, "message": message}
-    if parsed.task == "maze":
-        from hrm.data.maze import solve_maze
-
-        label, count = solve_maze(parsed.tokens[0].astype(np.uint8))
-        if label is None:
-            return {"valid": False, "matches_solver": None, "message": "the maze has no path from S to G"}
-        matches = bool(np.array_equal(label.astype(np.int64), answer.astype(np.int64)))
-        kept = bool(np.array_equal(np.where(answer == 5, 2, answer), parsed.tokens[0]))
-        if count == 1:
-            message = "correct: the marked path is the shortest path from S to G" if matches else \
-                "NOT correct: the marked path is not the shortest path from S to G"
-        else:
-            message = "the maze has several shortest paths; the dataset marks one of them"
-        if not kept:
-            message += " (and walls, S or G were changed)"
-        return {"valid": matches and kept, "matches_solver": matches, "message": message}
-    return {}
-
-
-def _sudoku_problem(board: np.ndarray, givens: np.ndarray, box) -> str:
-    n = box.size
-    if ((givens != 0) & (givens != board.reshape(-1))).any():
-        return "a given was changed"
-    for r in range(n):
-        if sorted(board[r].tolist()) != list(range(1, n + 1)):
-            return f"row {r + 1} does not hold each digit once"
-    for c in range(n):
-        if sorted(board[:, c].tolist()) != list(range(1, n + 1)):
-            return f"column {c + 1} does not hold each digit once"
-    return "a box does not hold each digit once"
 
 
 def solve(checkpoint: str | Path, puzzle: Any, *, halting: str = "fixed", tta: int = 1, seed: int = 0,
@@ -290,37 +203,3 @@ def solve(checkpoint: str | Path, puzzle: Any, *, halting: str = "fixed", tta: i
           seq_len: int | None = None) -> SolveResult:
     """Solve one puzzle with a checkpoint: a Sudoku string, a maze text (or file), or an ARC task (JSON file or dict)."""
     return Solver(checkpoint, device, dtype, data_path, seq_len).solve(puzzle, halting=halting, tta=tta, seed=seed)
-
-
-# ----------------------------------------------------------------------------------------------------
-# `hrm solve`
-
-def main(argv: list[str]) -> int:
-    from hrm.evaluation.sources import EvalError
-
-    parser = argparse.ArgumentParser(prog="hrm solve", description="Solve one puzzle with a checkpoint: print the answer "
-                                     "as a grid, the prediction at every ACT step, and where the model halts.")
-    parser.add_argument("checkpoint", help="run directory, checkpoints/step_<N>, hrm weights, or an original step_<N>")
-    parser.add_argument("puzzle", help="a Sudoku string (e.g. '53..7....6..195...'), a maze text file, or an ARC task JSON")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
-    parser.add_argument("--steps", action="store_true", help="draw the full grid at every step (mazes, ARC)")
-    parser.add_argument("--halting", choices=("fixed", "q"), default="fixed",
-                        help="fixed: answer after halt_max_steps steps (the original); q: stop where the Q head says halt")
-    parser.add_argument("--tta", type=int, default=1, help="Sudoku/maze: also solve K-1 symmetric versions and vote")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --tta versions")
-    parser.add_argument("--data-path", default=None, help="the checkpoint's dataset (default: the one its run recorded)")
-    parser.add_argument("--seq-len", type=int, default=None, help="for original checkpoints whose dataset is not at hand")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    args = parser.parse_args(argv)
-    try:
-        result = solve(args.checkpoint, args.puzzle, halting=args.halting, tta=args.tta, seed=args.seed,
-                       device=args.device, dtype=args.dtype, data_path=args.data_path, seq_len=args.seq_len)
-    except (PuzzleError, EvalError, ValueError) as e:
-        print(f"hrm solve: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        print(result.render(show_steps=args.steps))
-    return 0

@@ -3,7 +3,7 @@
 HRM's ARC model conditions on a learned embedding per puzzle version ("<task>_t<tid>_<colour map>"),
 looked up by identifier; the demonstration pairs are not an input (they were trained on). So:
   * a task in the checkpoint's dataset (its name in identifiers.json) is solved in each of its versions,
-    with that version's identifier, then de-augmented and voted exactly as evaluation does (spec §11);
+    with that version's identifier, then de-augmented and voted exactly as evaluation does (semantics §12);
   * a task the checkpoint never saw has no embedding: it runs with the blank identifier (0, a zero
     embedding), in the original orientation plus tta - 1 random dihedral/colour versions, and a note
     says that the answer is unlikely to be right (sapientinc/HRM#104).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrm.evaluation.puzzles import Puzzle
+from hrm.puzzles import Puzzle
 
 CHUNK = 64          # rows per forward pass: bounds memory when a task has ~1000 versions
 
@@ -45,7 +45,6 @@ def random_versions(task: str, count: int, seed: int) -> list[tuple[int, str]]:
 def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
     """(answers, notes) for every test input of `parsed`."""
     from hrm.data import load_identifiers
-    from hrm.data.arc import apply_aug, crop, grid_to_seq, inverse_aug, parse_aug_name
     from hrm.evaluation.solve import Answer
     from hrm.evaluation.voting import grid_key, rank
 
@@ -70,35 +69,27 @@ def solve_arc(solver, parsed: Puzzle, halting: str, tta: int, seed: int):
                      "training, so an unseen task runs with the blank (zero) embedding and the answer is unlikely to be "
                      f"right; {len(versions)} version(s) voted")
 
-    def transform(grid: np.ndarray, version_name: str) -> np.ndarray:
-        aug = parse_aug_name(version_name)
-        return grid if aug is None else apply_aug(grid, aug[1], aug[2])
-
+    arc = solver.family
     answers = []
     for test_index, grid in enumerate(parsed.grids):
-        inputs = np.stack([grid_to_seq(transform(grid, vname)) for _, vname in versions]).astype(np.int64)
+        inputs = np.stack([arc.encode(arc.version(grid, vname)) for _, vname in versions]).astype(np.int64)
         ids = np.array([vid for vid, _ in versions], dtype=np.int64)
         ballots, original = [], None
         for start in range(0, len(inputs), CHUNK):
             out = solver._run(inputs[start:start + CHUNK], ids[start:start + CHUNK], halting)
-            final = (out.q_halt_predictions if halting == "q" else out.predictions).numpy()
-            q = (out.q_halt_q_logits if halting == "q" else out.q_halt_logits).numpy()
+            final = out.q_halt_predictions if halting == "q" else out.predictions
+            q = out.q_halt_q if halting == "q" else out.q_halt
             for row in range(len(final)):
                 vname = versions[start + row][1]
-                answer = inverse_aug(vname, crop(final[row]))
+                answer = arc.unversion(vname, np.asarray(arc.decode(final[row]), dtype=np.uint8))
                 ballots.append((grid_key(answer), answer, float(q[row])))
             if start == 0:
                 original = out
         best = rank(ballots)[0]
-        steps = solver._steps(parsed, original, 0, inputs[0], to_rows=lambda tokens: crop(tokens).tolist())
+        steps = solver._steps(parsed, original, 0, inputs[0], to_rows=arc.decode)
         answer_step, q_step = solver._halt_steps(original, 0, halting)
         result = Answer(grid.tolist(), best.answer.tolist(), steps, answer_step, q_step,
                         versions=len(versions), votes=best.votes)
-        expected = (parsed.arc_task["test"][test_index] or {}).get("output")
-        if expected is not None:
-            right = np.array_equal(np.asarray(expected), best.answer)
-            result.check = {"valid": bool(right), "matches_solver": None,
-                            "message": "correct: matches the task's test output" if right else
-                            "NOT correct: differs from the task's test output"}
+        result.check = arc.check(parsed, best.answer, test_index)
         answers.append(result)
     return answers, notes

@@ -1,4 +1,4 @@
-"""Voting over the answers to one question, as the original's ARC evaluation ranks them (spec §11).
+"""Voting over the answers to one question, as the original's ARC evaluation ranks them (semantics §12.1).
 
 Each augmented version of a puzzle, mapped back to the original frame, casts one vote: its answer and
 its confidence sigmoid(q_halt). Answers are ranked by the number of votes, then by the mean confidence

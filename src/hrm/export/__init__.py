@@ -1,6 +1,5 @@
-"""Running HRM outside PyTorch: the host-side ACT driver, ONNX and MLIR/IREE export, backend parity.
+"""Running the models outside PyTorch: ONNX and MLIR/IREE export, every backend, backend parity.
 
-    act          the ACT loop written once; takes a step function from any backend (NumPy only)
     torch_step   the PyTorch model as a step function, and the modules the exporters trace
     metadata     the JSON beside every export (sizes, carry init, input/output roles)
     onnx_export  ONNX export (one step; whole puzzle) with the dynamo exporter; onnxruntime steps
@@ -9,5 +8,6 @@
     verify       the parity table of every backend against PyTorch
     commands     `hrm export` and `hrm verify`
 
-Modules are imported on use: `hrm.export.act` does not pull in torch.
+Every backend is a step function driven by the one ACT driver, hrm.act_driver (NumPy only, below this
+package, so that the ports use it without importing the exporters). Modules are imported on use.
 """

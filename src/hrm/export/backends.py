@@ -4,7 +4,7 @@
 
     torch        the PyTorch model (float32 here: the reference of the parity checks)
     numpy        hrm.ports.numpy in float32;  numpy64: the same in float64
-    onnx         the one-step ONNX graph in onnxruntime, driven by hrm.export.act
+    onnx         the one-step ONNX graph in onnxruntime, driven by hrm.act_driver
     onnx-whole   the whole-puzzle ONNX graph (the loop inside the graph) in onnxruntime
     iree         the one-step graph through torch-mlir (linalg-on-tensors), compiled by IREE for this CPU
     iree-torch   the same from the torch dialect
@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from hrm.export.act import ACTResult, StepFunction, run_act
+from hrm.act_driver import ACTResult, StepFunction, run_act
+from hrm.ports import unsupported
 
 ALL = ("torch", "numpy", "numpy64", "onnx", "onnx-whole", "iree", "iree-torch", "mlx")
 REQUIRES = {
@@ -33,18 +34,6 @@ REQUIRES = {
     "iree-torch": (("torch_mlir", "iree.compiler", "iree.runtime"), "pip install 'hrm[ports]' (torch-mlir, iree-base-compiler, iree-base-runtime)"),
     "mlx": (("mlx.core",), "pip install 'mlx[cpu]' on Linux, 'mlx' on macOS"),
 }
-
-
-# The architectures a backend serves, where it does not serve every registered one.
-SERVES = {"mlx": ("hrm_act_v1",)}
-
-
-def unsupported(name: str, architecture: str) -> str | None:
-    """Why backend `name` cannot run architecture `architecture`, or None if it can."""
-    served = SERVES.get(name)
-    if served is not None and architecture not in served:
-        return f"the {name} port serves {', '.join(served)} only, not {architecture}"
-    return None
 
 
 def unavailable(name: str) -> str | None:
@@ -147,9 +136,7 @@ def load_step(name: str, checkpoint: str | Path, workdir: str | Path | None = No
     """
     import tempfile
 
-    import torch
-
-    from hrm.models.checkpoint import load_checkpoint
+    from hrm.runs import open_run
     if name == "mlx" and not unavailable("mlx"):
         from hrm.ports.mlx.convert import load_mlx_model
         from hrm.ports.mlx.model import MlxStep
@@ -158,6 +145,7 @@ def load_step(name: str, checkpoint: str | Path, workdir: str | Path | None = No
         import mlx.core as mx
         config = arch_from_dict(arch)
         return _stepped(name, MlxStep(model), config, f"mlx {mx.__version__}"), config
-    head, config, _ = load_checkpoint(checkpoint, dtype=torch.float32)
+    run = open_run(checkpoint, device="cpu", dtype="float32")
+    head, config = run.head, run.arch
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hrm-backend-"))
     return build(name, head, config, workdir, source=str(checkpoint), threads=threads), config

@@ -1,7 +1,10 @@
-"""`hrm export onnx|mlir|mlx CHECKPOINT` and `hrm verify CHECKPOINT [key=value ...]`."""
+"""`hrm export onnx|mlir|mlx CHECKPOINT [key=value ...]` and `hrm verify CHECKPOINT [key=value ...]`.
+
+    hrm export onnx runs/x out=model.onnx whole_puzzle=true      (--out model.onnx --whole-puzzle works too)
+    hrm verify runs/x backends=numpy,onnx puzzles=64
+"""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -9,17 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hrm.cli_args import Command, Option
 from hrm.export.backends import ALL, unavailable
-
-VERIFY_HELP = """options (key=value):
-  data_path=DIR      puzzles from this dataset's test split (default: random token sequences)
-  backends=a,b,...   which backends (default: all; known: {known})
-  puzzles=N          how many puzzles (default 200)
-  batch_size=N       puzzles per call (default 64)
-  threads=N          CPU threads per backend (default: each backend's own)
-  halt_early=BOOL    stop each row where its Q head says halt (default false: the eval protocol)
-  json=PATH          also write the table as JSON
-""".format(known=", ".join(ALL))
 
 
 def _default_out(checkpoint: Path) -> Path:
@@ -34,66 +28,102 @@ def _smoke_inputs(config, batch_size: int = 2, seed: int = 0):
 
 def _check_against_torch(name: str, step, head, config) -> str:
     """Run the export for one ACT step next to PyTorch: proof that it runs, and how close it is."""
-    from hrm.export.act import run_act
+    from hrm.act_driver import run_act
     from hrm.export.torch_step import TorchStep
     from hrm.export.verify import errors
 
     inputs, ids = _smoke_inputs(config)
-    ours = run_act(step, inputs, ids, config.halt_max_steps)
-    ref = run_act(TorchStep(head.model.inner), inputs, ids, config.halt_max_steps)
+    rule = config.halting_policy.rule
+    ours = run_act(step, inputs, ids, config.halt_max_steps, halt_rule=rule)
+    ref = run_act(TorchStep(head.model.inner), inputs, ids, config.halt_max_steps, halt_rule=rule)
     _, rel = errors(ours.logits, ref.logits)
     return f"ran {name} on 2 random puzzles x {config.halt_max_steps} steps: logits max rel error vs PyTorch {rel:.1e}"
 
 
+def export_dtype_note(checkpoint, target: str) -> str:
+    """The dtype line of an export. NOTE: exports are float32 whatever the run trained in: the runtimes they
+    target (onnxruntime's and IREE's CPU kernels, the browser's WebAssembly) have no bfloat16 matmuls; the
+    line says so when the run trained in another dtype, since its answers can then differ slightly from
+    `hrm eval`'s (`hrm verify` measures by how much)."""
+    from hrm.models.checkpoint import trained_dtype
+
+    trained = trained_dtype(checkpoint)
+    if trained in (None, "float32"):
+        return "dtype: float32" + (" (as trained)" if trained else "")
+    return (f"dtype: float32, not {trained} as the run trained: {target} runtimes have no {trained} kernels on "
+            f"the CPU; hrm verify shows how far the float32 export is from the {trained} model")
+
+
+def export_spec() -> Command:
+    def common(name: str, default_out: str) -> list[Option]:
+        return [Option("checkpoint", Path, positional=True, required=True,
+                       help="hrm checkpoint directory, or an original step_N file"),
+                Option("out", Path, help=f"output {'directory' if name == 'mlx' else 'file'} "
+                       f"(default: CHECKPOINT/export/{default_out})")]
+
+    seq_len = Option("seq_len", int, help="original checkpoints with RoPE: the sequence length")
+    onnx = Command("hrm export onnx", "ONNX (opset 18, dynamic batch), run once next to PyTorch with onnxruntime", [
+        *common("onnx", "model.onnx, or model_whole.onnx"),
+        Option("whole_puzzle", bool, False, help="the whole ACT loop in one graph (inputs, puzzle_identifiers, "
+               "halt_early) instead of one step"),
+        seq_len,
+    ])
+    mlir = Command("hrm export mlir", "MLIR of one ACT step, and an IREE module compiled for this CPU", [
+        *common("mlir", "model.DIALECT.mlir"),
+        Option("dialect", default="linalg-on-tensors", choices=("linalg-on-tensors", "torch"), help="the output dialect"),
+        Option("bytecode", bool, False, help="write MLIR bytecode (.mlirbc), ~2x smaller"),
+        Option("no_compile", bool, False, help="skip the IREE compilation (.vmfb)"),
+        seq_len,
+    ])
+    mlx = Command("hrm export mlx", "MLX weights (safetensors with MLX names) and config.json", common("mlx", "mlx/"))
+    return Command("hrm export", "Export a checkpoint to ONNX, MLIR (and an IREE module) or MLX; each export is run "
+                   "once next to PyTorch.", commands={"onnx": onnx, "mlir": mlir, "mlx": mlx})
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
 def export_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm export", description="Export a checkpoint to ONNX, MLIR (and an "
-                                     "IREE module) or MLX; each export is run once next to PyTorch.")
-    parser.add_argument("target", choices=("onnx", "mlir", "mlx"))
-    parser.add_argument("checkpoint", type=Path, help="hrm checkpoint directory, or an original step_N file")
-    parser.add_argument("--out", type=Path, default=None, help="output file (onnx, mlir) or directory (mlx); "
-                        "default: CHECKPOINT/export/")
-    parser.add_argument("--whole-puzzle", action="store_true", help="onnx: the whole ACT loop in one graph "
-                        "(inputs, puzzle_identifiers, halt_early) instead of one step")
-    parser.add_argument("--dialect", choices=("linalg-on-tensors", "torch"), default="linalg-on-tensors",
-                        help="mlir: the output dialect (default linalg-on-tensors)")
-    parser.add_argument("--bytecode", action="store_true", help="mlir: write MLIR bytecode (.mlirbc), ~2x smaller")
-    parser.add_argument("--no-compile", action="store_true", help="mlir: skip the IREE compilation (.vmfb)")
-    parser.add_argument("--seq-len", type=int, default=None, help="original checkpoints with RoPE: the sequence length")
-    args = parser.parse_args(argv)
+    args = export_spec().parse_or_exit(argv)
+    args.target = args.command
+    seq_len = getattr(args, "seq_len", None)
 
     if args.target == "mlx":
         reason = unavailable("mlx")
         if reason:
-            parser.exit(2, f"hrm export mlx: {reason}\n")
+            return _fail(f"hrm export mlx: {reason}")
         from hrm.ports.mlx.convert import convert
         out = args.out or _default_out(args.checkpoint) / "mlx"
         try:
             convert(args.checkpoint, out)
         except (OSError, ValueError) as e:     # CheckpointError is a ValueError
-            parser.exit(2, f"hrm export mlx: {e}\n")
+            return _fail(f"hrm export mlx: {e}")
         print(f"wrote {out}/weights.safetensors and config.json (MLX names); load with "
               "hrm.ports.mlx.convert.load_mlx_model")
         return 0
 
-    import torch
-
-    from hrm.models.checkpoint import CheckpointError, load_checkpoint
+    from hrm.runs import RunError, open_run
     if args.target == "onnx":
         reason = unavailable("onnx")
     else:
         reason = ("module torch_mlir is not installed (pip install torch-mlir)" if _missing("torch_mlir")
                   else None if args.no_compile else unavailable("iree"))
     if reason:
-        parser.exit(2, f"hrm export {args.target}: {reason}\n")
+        return _fail(f"hrm export {args.target}: {reason}")
     try:
-        head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32,
-                                          arch_overrides={"seq_len": args.seq_len} if args.seq_len else None)
-    except CheckpointError as e:
-        parser.exit(2, f"hrm export: {e}\n")
+        # float32 on the CPU: the exports' parity reference, whatever dtype the run trained in.
+        run = open_run(args.checkpoint, device="cpu", dtype="float32",
+                       arch_overrides={"seq_len": seq_len} if seq_len else None)
+    except RunError as e:
+        return _fail(f"hrm export: {e}")
+    head, config = run.head, run.arch
     inner = head.model.inner
     n_params = sum(p.numel() for p in head.parameters())
     print(f"model: {config.name}, {n_params:,} parameters, hidden {config.hidden_size}, "
           f"seq_len {config.seq_len}, halt_max_steps {config.halt_max_steps}")
+    print(export_dtype_note(args.checkpoint, args.target))
 
     if args.target == "onnx":
         from hrm.export.onnx_export import OnnxStep, OnnxWholePuzzle, export_onnx
@@ -104,12 +134,12 @@ def export_main(argv: list[str]) -> int:
         if kind == "step":
             print(_check_against_torch("it with onnxruntime", OnnxStep(out), head, config))
         else:
-            from hrm.export.act import run_act
+            from hrm.act_driver import run_act
             from hrm.export.torch_step import TorchStep
             from hrm.export.verify import errors
             inputs, ids = _smoke_inputs(config)
             ours = OnnxWholePuzzle(out).run(inputs, ids)
-            ref = run_act(TorchStep(inner), inputs, ids, config.halt_max_steps)
+            ref = run_act(TorchStep(inner), inputs, ids, config.halt_max_steps, halt_rule=config.halting_policy.rule)
             print(f"ran it on 2 random puzzles: logits max rel error vs PyTorch {errors(ours.logits, ref.logits)[1]:.1e}")
         return 0
 
@@ -130,17 +160,6 @@ def _missing(module: str) -> bool:
     return importlib.util.find_spec(module) is None
 
 
-def _parse_options(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
-    known = {"data_path", "backends", "puzzles", "batch_size", "threads", "halt_early", "json"}
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in known:
-            parser.error(f"expected key=value with key in {sorted(known)}, got {item!r}")
-        options[key] = value
-    return options
-
-
 def _sample(data_path: Path | None, config, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     if data_path is None:
         inputs, ids = _smoke_inputs(config, n)
@@ -159,40 +178,45 @@ def _sample(data_path: Path | None, config, n: int) -> tuple[np.ndarray, np.ndar
     return inputs.astype(np.int32), ids.astype(np.int32), f"{len(inputs)} puzzles of {data_path} (test split)"
 
 
+def verify_spec() -> Command:
+    return Command("hrm verify", "Run every backend next to PyTorch and print the parity table.", [
+        Option("checkpoint", Path, positional=True, required=True, help="hrm checkpoint directory, or an original step_N file"),
+        Option("data_path", Path, help="puzzles from this dataset's test split (default: random token sequences)"),
+        Option("backends", many=True, default=list(ALL), help="which backends, comma-separated (all by default)"),
+        Option("puzzles", int, 200, help="how many puzzles"),
+        Option("batch_size", int, 64, help="puzzles per call"),
+        Option("threads", int, help="CPU threads per backend (default: each backend's own)"),
+        Option("halt_early", bool, False, help="stop each row where its Q head says halt (false: the eval protocol)"),
+        Option("json", Path, help="also write the table as JSON"),
+    ])
+
+
 def verify_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm verify", description="Run every backend next to PyTorch and print "
-                                     "the parity table.", epilog=VERIFY_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("options", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    options = _parse_options(args.options, parser)
-    backends = options.get("backends", ",".join(ALL)).split(",")
+    args = verify_spec().parse_or_exit(argv)
+    backends = args.backends
     for name in backends:
         if name not in ALL:
-            parser.error(f"unknown backend {name!r}; known: {', '.join(ALL)}")
-
-    import torch
+            print(f"hrm verify: unknown backend {name!r}; known: {', '.join(ALL)}", file=sys.stderr)
+            raise SystemExit(2)
 
     from hrm.export.verify import format_table, verify
-    from hrm.models.checkpoint import CheckpointError, load_checkpoint
+    from hrm.runs import open_run
     try:
-        head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32)
-        inputs, ids, what = _sample(Path(options["data_path"]) if "data_path" in options else None, config,
-                                    int(options.get("puzzles", 200)))
-    except (CheckpointError, ValueError, OSError) as e:
-        parser.exit(2, f"hrm verify: {e}\n")
-    halt_early = options.get("halt_early", "false").lower() in ("1", "true", "yes")
-    threads = int(options["threads"]) if "threads" in options else None
+        run = open_run(args.checkpoint, device="cpu", dtype="float32", data_path=args.data_path)
+        head, config = run.head, run.arch
+        inputs, ids, what = _sample(args.data_path, config, args.puzzles)
+    except (ValueError, OSError) as e:          # RunError is a ValueError
+        return _fail(f"hrm verify: {e}")
+    halt_early, threads = args.halt_early, args.threads
     print(f"hrm verify {args.checkpoint}: {what}, {'early halting' if halt_early else 'eval protocol'} "
           f"({config.halt_max_steps} steps max), float32")
     with tempfile.TemporaryDirectory(prefix="hrm-verify-") as workdir:
-        rows = verify(head, config, backends, inputs, ids, workdir, batch_size=int(options.get("batch_size", 64)),
+        rows = verify(head, config, backends, inputs, ids, workdir, batch_size=args.batch_size,
                       threads=threads, halt_early=halt_early, source=str(args.checkpoint))
     print(format_table(rows))
-    if "json" in options:
+    if args.json is not None:
         from dataclasses import asdict
-        Path(options["json"]).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     failed = [r.backend for r in rows if r.status == "ok" and r.backend != "torch" and not r.passed]
     errored = [r.backend for r in rows if r.status.startswith("error")]
     if failed or errored:

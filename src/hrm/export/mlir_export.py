@@ -4,12 +4,12 @@
                     `torch_mlir.fx.export_and_import` to the `torch` dialect or to `linalg-on-tensors`;
                     the weights are embedded as dense resources. Text (.mlir) or bytecode (.mlirbc).
     compile_iree    an MLIR file to an IREE VM flatbuffer (.vmfb) for the llvm-cpu target
-    IreeStep        a .vmfb run by the IREE runtime: an `hrm.export.act.StepFunction`
+    IreeStep        a .vmfb run by the IREE runtime: an `hrm.act_driver.StepFunction`
 
 The exported function is `step(*carry, inputs, puzzle_identifiers) -> (*carry, logits, q_halt,
 q_continue)`, the same signature as the ONNX step graph; the metadata JSON sits beside each file.
 NOTE: the released torch-mlir wheels ship `torch_mlir.fx` only (no `torch_mlir.compile`, the API the
-fork's generate_mlir.py imported, spec §15.1).
+fork's generate_mlir.py imported, semantics §14.2).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.export.metadata import carry_init, describe, halt_rule, read_sidecar, write_sidecar
 from hrm.files import atomic_write, atomic_write_bytes
 

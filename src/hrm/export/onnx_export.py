@@ -5,7 +5,7 @@ onnxruntime-web's WebAssembly backends):
 
     step            *carry, inputs, puzzle_identifiers -> *new_carry, logits, q_halt, q_continue (the carry
                     the model declares: z_H, z_L for HRM; its names are in the metadata)
-                    (the host drives the ACT loop: hrm.export.act; the browser visualiser does the same)
+                    (the host drives the ACT loop: hrm.act_driver; the browser visualiser does the same)
     whole_puzzle    inputs, puzzle_identifiers, halt_early -> final and per-step outputs; the loop is a
                     `torch.while_loop`, exported as an ONNX Loop, so the graph holds one copy of the step
                     and halts early when asked to
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm.export.act import ACTResult, StepOutputs
+from hrm.act_driver import ACTResult, StepOutputs
 from hrm.export.metadata import carry_init, describe, halt_rule, read_metadata, write_sidecar
 
 OPSET = 18
@@ -60,7 +60,12 @@ def export_onnx(inner, path: str | Path, kind: str = "step", source: str | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         staged = Path(tmp) / path.name
-        onnx_program.save(staged, external_data=external)
+        try:
+            onnx_program.save(staged, external_data=external)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = str(path)       # a failed write names no file: name the export
+            raise
         if external:   # the weights file is named after the model and referenced relative to it
             os.replace(Path(tmp) / (path.name + ".data"), path.parent / (path.name + ".data"))
         os.replace(staged, path)
@@ -99,7 +104,7 @@ def _metadata(session, path) -> dict[str, Any]:
 
 
 class OnnxStep:
-    """An exported one-step graph run by onnxruntime: an `hrm.export.act.StepFunction`."""
+    """An exported one-step graph run by onnxruntime: an `hrm.act_driver.StepFunction`."""
 
     name = "onnx"
 
@@ -135,6 +140,7 @@ class OnnxWholePuzzle:
         if self.metadata["kind"] != "whole_puzzle":
             raise ValueError(f"{path}: a {self.metadata['kind']} graph, not a whole-puzzle graph")
         self.halt_max_steps = self.metadata["halt_max_steps"]
+        self.halt_rule = halt_rule(self.metadata)
 
     def run(self, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
         import time
@@ -142,6 +148,5 @@ class OnnxWholePuzzle:
         logits, q_halt, q_continue, steps, preds, step_qh, step_qc = self.session.run(None, {
             "inputs": np.asarray(inputs, np.int32), "puzzle_identifiers": np.asarray(puzzle_identifiers, np.int32),
             "halt_early": np.asarray(halt_early, dtype=np.bool_)})
-        return ACTResult(predictions=logits.argmax(-1), logits=logits, q_halt=q_halt, q_continue=q_continue,
-                         steps=steps, step_predictions=preds, step_q_halt=step_qh, step_q_continue=step_qc,
-                         seconds=time.perf_counter() - start)
+        return ACTResult.from_steps(logits, q_halt, q_continue, steps, preds, step_qh, step_qc,
+                                    self.halt_rule, seconds=time.perf_counter() - start)

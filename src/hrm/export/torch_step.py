@@ -1,6 +1,6 @@
 """The PyTorch model as an ACT step function, and the modules that the exporters trace.
 
-    TorchStep            head.model.inner as an `hrm.export.act.StepFunction` (NumPy in, NumPy out)
+    TorchStep            head.model.inner as an `hrm.act_driver.StepFunction` (NumPy in, NumPy out)
     OneStep              one ACT step as a plain tensor function: the graph that ONNX and MLIR export
     WholePuzzle          the whole eval loop in one graph, with `torch.while_loop`
     export_program       torch.export with a dynamic batch dimension, shared by the ONNX and MLIR routes
@@ -8,7 +8,7 @@
 The carry is whatever the inner model declares (`carry_init()`: HRM's z_H, z_L), in that order. It is
 reset on the host: a fresh row's carry is each initial state broadcast (`initial_carry`), which is what
 the model's `reset_carry` does. NOTE: the exported step has no reset input because evaluation
-and inference never reset a row mid-way (spec §8.6); the graph stays the pure segment function.
+and inference never reset a row mid-way (semantics §11.1); the graph stays the pure segment function.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.halting import says_halt
 
 
@@ -87,7 +87,7 @@ class WholePuzzle(nn.Module):
     step_predictions (B, K, S) int64, step_q_halt and step_q_continue (B, K), K = halt_max_steps.
     `halt_early` (a bool scalar): False runs every row K steps (the eval protocol); True stops a row at
     the first step where the Q head says halt (the model's halt rule), and the loop once every row has stopped. Per-step entries
-    after a row stopped hold NaN (floats) and -1 (predictions), as `hrm.export.act.run_act` returns.
+    after a row stopped hold NaN (floats) and -1 (predictions), as `hrm.act_driver.run_act` returns.
     """
 
     input_names = ["inputs", "puzzle_identifiers", "halt_early"]
@@ -156,27 +156,45 @@ def export_program(module: OneStep | WholePuzzle, batch_size: int = 2) -> torch.
 
 
 class TorchStep:
-    """The PyTorch inner model as an ACT step function (the reference the others are checked against)."""
+    """The PyTorch inner model as an ACT step function: the reference the other backends are checked against,
+    and the step `hrm eval`, the trainer's evaluation and `hrm solve` run.
+
+    By default NumPy in, NumPy out (float32), like every other backend. With `device_carry=True` the carry
+    stays a tensor on the model's device in the forward dtype between steps (no host round trip: what the
+    evaluation runs); logits and Q logits still come back as float32 NumPy, the driver's currency.
+    `forward` replaces the inner model's call (a compiled version of it: hrm.device.compiled).
+    """
 
     name = "torch"
 
-    def __init__(self, inner: nn.Module):
+    def __init__(self, inner: nn.Module, device_carry: bool = False, forward=None):
         self.inner = inner.eval()
+        self.forward = forward or inner
         self.dtype = inner.forward_dtype
         init = inner.carry_init()
         self.device = next(iter(init.values())).device
         self.carry_init = {name: value.float().cpu().numpy() for name, value in init.items()}
         self.carry_positions = inner.carry_positions
+        self.device_carry = device_carry
+        if device_carry:
+            self.fresh_carry = self._fresh_carry
+
+    def _fresh_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
+        return dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
+
+    def _tensor(self, a, dtype=None) -> torch.Tensor:
+        if isinstance(a, torch.Tensor):
+            return a.to(self.device, dtype)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype)
 
     def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
-        def tensor(a, dtype=None):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype)
         with torch.inference_mode():
-            batch = {"inputs": tensor(inputs), "puzzle_identifiers": tensor(puzzle_identifiers)}
-            new_carry, logits, (q_halt, q_continue) = self.inner(
-                {name: tensor(value, self.dtype) for name, value in carry.items()}, batch)
+            batch = {"inputs": self._tensor(inputs), "puzzle_identifiers": self._tensor(puzzle_identifiers)}
+            new_carry, logits, (q_halt, q_continue) = self.forward(
+                {name: self._tensor(value, self.dtype) for name, value in carry.items()}, batch)
 
         def array(t):
             return t.float().cpu().numpy()
-        return StepOutputs({name: array(value) for name, value in new_carry.items()}, array(logits), array(q_halt),
-                           array(q_continue))
+        if not self.device_carry:
+            new_carry = {name: array(value) for name, value in new_carry.items()}
+        return StepOutputs(dict(new_carry), array(logits), array(q_halt), array(q_continue))

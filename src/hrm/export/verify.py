@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrm.export.act import ACTResult
+from hrm.act_driver import ACTResult
 from hrm.export.backends import build, unavailable, unsupported
 
 TOLERANCE = {"numpy": 1e-5, "numpy64": 1e-5}
@@ -63,9 +63,9 @@ def run_batched(run, inputs: np.ndarray, ids: np.ndarray, batch_size: int, halt_
         t = time.perf_counter()
         parts.append(run(inputs[start:start + batch_size], ids[start:start + batch_size], halt_early))
         seconds += time.perf_counter() - t
-    cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in
-           ("predictions", "logits", "q_halt", "q_continue", "steps", "step_q_halt", "step_q_continue")}
-    return ACTResult(**cat, seconds=seconds), seconds
+    result = ACTResult.concatenate(parts)
+    result.seconds = seconds
+    return result, seconds
 
 
 def compare(name: str, result: ACTResult, reference: ACTResult, seconds: float, detail: str) -> Row:

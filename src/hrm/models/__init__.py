@@ -21,6 +21,7 @@ from hrm.models.act import ACTCarry, ACTModel, Carry
 from hrm.models.hrm_act_v1 import HRMConfig, HRMInner, LossConfig
 from hrm.models.losses import IGNORE_LABEL_ID, ACTLossHead
 from hrm.models.transformer import TransformerConfig, TransformerInner
+from hrm.models.trm import TRMConfig, TRMInner
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,13 @@ ARCHITECTURES: dict[str, Architecture] = {
                                "HRM ACT v1: two recurrent modules (H, L), 1-step gradient, Q-learning halting"),
     "transformer": Architecture("transformer", TransformerConfig, TransformerInner,
                                 "plain transformer baseline: the same blocks in one stack, one pass, no recursion"),
+    "trm": Architecture("trm", TRMConfig, TRMInner,
+                        "TRM: one small network for the latent and answer updates, full gradient through the "
+                        "last cycle, halting on q_halt > 0"),
 }
 ALIASES = {
     "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1": "hrm_act_v1",
+    "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1": "trm",
 }
 # Keys of the originals' arch configs that no hrm architecture field holds: `causal` (always False, ignored
 # by the original too) and `forward_dtype`, which is a run setting here (hrm.training.config).
@@ -87,5 +92,5 @@ def build_model(config, forward_dtype: torch.dtype = torch.float32, device: torc
     return ACTLossHead(ACTModel(inner, config.halting_policy), loss_type=config.loss.loss_type).to(device)
 
 
-__all__ = ["HRMConfig", "HRMInner", "TransformerConfig", "TransformerInner", "LossConfig", "ACTCarry", "ACTModel", "Carry", "ACTLossHead", "IGNORE_LABEL_ID",
+__all__ = ["HRMConfig", "HRMInner", "TransformerConfig", "TransformerInner", "TRMConfig", "TRMInner", "LossConfig", "ACTCarry", "ACTModel", "Carry", "ACTLossHead", "IGNORE_LABEL_ID",
            "ARCHITECTURES", "Architecture", "architecture", "arch_config", "build_model"]

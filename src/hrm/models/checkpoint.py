@@ -11,14 +11,14 @@ adds, and their architecture comes from `all_config.yaml` beside them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
+import sys
 import typing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -208,10 +208,13 @@ def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: s
             v.copy_(state[k])                 # copy_ casts, e.g. the original's bf16 H_init into float32
 
 
-def _find_all_config(path: Path) -> Path | None:
-    for candidate in (path.parent / "all_config.yaml", path.parent.parent / "all_config.yaml"):
-        if candidate.is_file():
-            return candidate
+def find_all_config(path: Path) -> Path | None:
+    """The run's all_config.yaml for the weights at `path`: beside them, or up to two folders above
+    (RUN/checkpoints/step_<N>/, or the original's checkpoints/<project>/<run>/step_<N>)."""
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / "all_config.yaml").is_file():
+            return candidate / "all_config.yaml"
     return None
 
 
@@ -223,7 +226,7 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     `data_path` in all_config.yaml, or from `overrides`.
     """
     overrides = dict(overrides or {})
-    yaml_path = _find_all_config(path)
+    yaml_path = find_all_config(path)
     if yaml_path is None and "hidden_size" not in overrides:
         raise CheckpointError(f"{path}: no all_config.yaml beside the checkpoint; it holds the architecture")
     full = read_yaml_mapping(yaml_path) if yaml_path else {}
@@ -275,7 +278,7 @@ def trained_dtype(path: str | Path) -> str | None:
             arch = meta.get("arch") if isinstance(meta.get("arch"), dict) else {}
             dtype = meta.get("dtype") or arch.get("forward_dtype")
         else:
-            yaml_path = _find_all_config(path)
+            yaml_path = find_all_config(path)
             full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
             dtype = (full.get("arch") or {}).get("forward_dtype") if isinstance(full, dict) else None
     except (OSError, ValueError, AttributeError, yaml.YAMLError):   # CheckpointError is a ValueError
@@ -355,13 +358,19 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
 # ----------------------------------------------------------------------------------------------------
 # `hrm convert ORIGINAL OUT_DIR`
 
+def convert_spec():
+    from hrm.cli_args import Command, Option
+    return Command("hrm convert", "Convert an original HRM checkpoint (torch.save'd state dict + all_config.yaml) "
+                   "to hrm's safetensors format.", [
+                       Option("checkpoint", Path, positional=True, required=True,
+                              help="original checkpoint file, e.g. checkpoints/.../step_26040"),
+                       Option("output_dir", Path, positional=True, required=True,
+                              help="directory to write model.safetensors and config.json to"),
+                       Option("seq_len", int, help="sequence length, if not derivable (RoPE without data_path)")])
+
+
 def convert_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm convert", description="Convert an original HRM checkpoint "
-                                     "(torch.save'd state dict + all_config.yaml) to hrm's safetensors format.")
-    parser.add_argument("checkpoint", type=Path, help="original checkpoint file, e.g. checkpoints/.../step_26040")
-    parser.add_argument("output_dir", type=Path, help="directory to write model.safetensors and config.json to")
-    parser.add_argument("--seq-len", type=int, default=None, help="sequence length, if not derivable (RoPE without data_path)")
-    args = parser.parse_args(argv)
+    args = convert_spec().parse_or_exit(argv)
 
     overrides = {"seq_len": args.seq_len} if args.seq_len else None
     try:
@@ -369,10 +378,28 @@ def convert_main(argv: list[str]) -> int:
         # whatever dtype this machine would compute in.
         head, config, _ = load_checkpoint(args.checkpoint, dtype=torch.float32, arch_overrides=overrides)
     except CheckpointError as e:
-        parser.exit(2, f"hrm convert: {e}\n")
+        print(f"hrm convert: {e}", file=sys.stderr)
+        return 2
     save_weights(head, config, args.output_dir, extra={"converted_from": str(args.checkpoint)},
                  trained_dtype=trained_dtype(args.checkpoint) or "float32")
     n_params = sum(p.numel() for p in head.parameters())
     print(f"wrote {args.output_dir / WEIGHTS_FILE} and {CONFIG_FILE}: {n_params:,} parameters, "
           f"vocab {config.vocab_size}, seq_len {config.seq_len}, {config.num_puzzle_identifiers} puzzle ids")
     return 0
+
+
+def load_live_parameters(named_params: list[tuple[str, torch.nn.Parameter]], live: dict[str, torch.Tensor],
+                         expected: Iterable[str], source: str) -> None:
+    """Copy a training checkpoint's live parameters (`live.<name>` in train_state.safetensors, saved beside
+    averaged weights: semantics §15.4) into the model, cast to each parameter's device and dtype."""
+    expected = set(expected)
+    if set(live) != expected:
+        missing, extra = sorted(expected - set(live)), sorted(set(live) - expected)
+        raise CheckpointError(f"{source}: the live parameters do not fit the model (missing {missing}, unexpected {extra})")
+    with torch.no_grad():
+        for name, param in named_params:
+            if name in live:
+                if live[name].shape != param.shape:
+                    raise CheckpointError(f"{source}: live.{name} has shape {tuple(live[name].shape)}, the parameter "
+                                          f"{tuple(param.shape)}")
+                param.copy_(live[name].to(param.device, param.dtype))

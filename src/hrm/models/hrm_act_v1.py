@@ -1,4 +1,4 @@
-"""HRM ACT v1: the hierarchical recurrent model with adaptive computation time (spec §5.7, §6).
+"""HRM ACT v1: the hierarchical recurrent model with adaptive computation time (semantics §6, §7).
 
 Reads top to bottom:
   HRMConfig                 the architecture hyper-parameters (the original's names) and its halting policy
@@ -87,9 +87,10 @@ class Block(nn.Module):
 class ReasoningModule(nn.Module):
     """f(z, injection) = Blocks(z + injection): the injection is added once, before the first block."""
 
-    def __init__(self, config: HRMConfig, num_layers: int):
+    def __init__(self, config: HRMConfig, num_layers: int, block: type[nn.Module] | None = None):
         super().__init__()
-        self.layers = nn.ModuleList([Block(config) for _ in range(num_layers)])
+        block = block or Block
+        self.layers = nn.ModuleList([block(config) for _ in range(num_layers)])
 
     def forward(self, z: torch.Tensor, injection: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         z = z + injection

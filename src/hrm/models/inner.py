@@ -1,4 +1,4 @@
-"""What every inner model shares: the puzzle's input embedding and the two heads (docs: numerics).
+"""What every inner model shares: the puzzle's input embedding and the two heads (semantics §3, §6.1).
 
     PuzzleInner.build_io          embed_tokens, lm_head, q_head, puzzle_emb, rotary_emb | embed_pos, created
                                   in the originals' order (it fixes the RNG stream of a seeded init)
@@ -24,21 +24,28 @@ from hrm.models.sparse_embedding import CastedSparseEmbedding
 class PuzzleConfig:
     """Checks and derived sizes shared by the architectures' config dataclasses (a mixin; no fields)."""
 
+    POS_ENCODINGS = ("rope", "learned")         # the values `pos_encodings` may take (TRM adds "none")
+
     def __post_init__(self):
         # Sizes and counts an architecture has (a missing field is skipped): >= 1, so that no size is zero
         # or negative by the time a layer divides by it or allocates it.
         for name in ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size", "hidden_size", "num_heads",
-                     "H_cycles", "L_cycles", "H_layers", "L_layers"):
+                     "H_cycles", "L_cycles"):
             if hasattr(self, name) and not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("H_layers", "L_layers"):          # 0 is an architecture's choice (TRM has no H stack)
+            if hasattr(self, name) and not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if getattr(self, "puzzle_emb_ndim", 0) < 0:
             raise ValueError(f"puzzle_emb_ndim must be >= 0, got {self.puzzle_emb_ndim}")
         if not 0 <= getattr(self, "halt_exploration_prob", 0) <= 1:
             raise ValueError(f"halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
-        if self.pos_encodings not in ("rope", "learned"):
-            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
+        if self.pos_encodings not in self.POS_ENCODINGS:
+            *rest, last = (repr(p) for p in self.POS_ENCODINGS)
+            allowed = f"{', '.join(rest)} or {last}" if rest else last
+            raise ValueError(f"pos_encodings must be {allowed}, got {self.pos_encodings!r}")
         if self.halt_max_steps < 1:
             raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
 
@@ -70,7 +77,7 @@ class PuzzleInner(nn.Module):
         T = self.carry_positions
         if config.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(D // config.num_heads, max_positions=T, base=config.rope_theta)
-        else:
+        elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std, cast_to=forward_dtype)
 
     def init_q_head(self) -> None:

@@ -1,7 +1,7 @@
 """Building blocks shared by every architecture: casted layers, RMSNorm, RoPE, attention, SwiGLU.
 
 Master weights are float32; each layer casts them to the dtype of the activations on every call
-(spec §3). Initialisation is the JAX-style truncated normal of spec §4.
+(semantics §3). Initialisation is the JAX-style truncated normal of semantics §4.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class CastedEmbedding(nn.Module):
 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm without a gain, computed in float32 and cast back (spec §5.1)."""
+    """RMSNorm without a gain, computed in float32 and cast back (semantics §5.1)."""
     dtype = x.dtype
     x = x.float()
     x = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
@@ -83,7 +83,7 @@ def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class RotaryEmbedding(nn.Module):
-    """cos/sin tables for T = puzzle positions + sequence positions, rotate-half convention (spec §5.2)."""
+    """cos/sin tables for T = puzzle positions + sequence positions, rotate-half convention (semantics §5.2)."""
 
     def __init__(self, head_dim: int, max_positions: int, base: float):
         super().__init__()
@@ -114,7 +114,7 @@ def apply_rotary_pos_emb(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, si
 
 
 class Attention(nn.Module):
-    """Non-causal multi-head self-attention with no padding mask (spec §5.3)."""
+    """Non-causal multi-head self-attention with no padding mask (semantics §5.3)."""
 
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()

@@ -1,11 +1,11 @@
-"""The loss head: LM loss, Q-halt and Q-continue losses, and the raw metric sums (spec §7)."""
+"""The loss head: LM loss, Q-halt and Q-continue losses, and the raw metric sums (semantics §8)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_LABEL_ID = -100
+from hrm.data.format import IGNORE_LABEL_ID
 
 
 def stablemax(x: torch.Tensor, epsilon: float = 1e-30) -> torch.Tensor:
@@ -61,30 +61,12 @@ class ACTLossHead(nn.Module):
     def forward(self, carry, batch: dict[str, torch.Tensor], return_keys: tuple[str, ...] = ()):
         """Returns (new_carry, loss, metrics, detached_outputs, all_halted). Metrics are raw sums."""
         new_carry, outputs = self.model(carry, batch)
+        # The answer, for evaluators (TRM's loss head returns it; HRM's callers take the argmax themselves).
+        outputs["preds"] = torch.argmax(outputs["logits"], dim=-1)
         # NOTE: labels come from the carry: rows that did not halt are still working on their old puzzle.
         labels = new_carry.current_data["labels"]
-
-        with torch.no_grad():
-            mask = labels != IGNORE_LABEL_ID
-            loss_counts = mask.sum(-1)                                      # n_b
-            loss_divisor = loss_counts.clamp_min(1).unsqueeze(-1)           # max(n_b, 1)
-            is_correct = mask & (torch.argmax(outputs["logits"], dim=-1) == labels)
-            seq_is_correct = is_correct.sum(-1) == loss_counts              # padding rows count as correct
-            valid = new_carry.halted & (loss_counts > 0)                    # metrics: halted rows with labels
-            metrics = {
-                "count": valid.sum(),
-                "accuracy": torch.where(valid, (is_correct.to(torch.float32) / loss_divisor).sum(-1), 0).sum(),
-                "exact_accuracy": (valid & seq_is_correct).sum(),
-                "q_halt_accuracy": (valid & ((outputs["q_halt_logits"] >= 0) == seq_is_correct)).sum(),
-                "steps": torch.where(valid, new_carry.steps, 0).sum(),
-            }
-
-        # lm_loss is a sum over rows of per-row mean token losses.
-        lm_loss = (self.loss_fn(outputs["logits"], labels) / loss_divisor).sum()
-        q_halt_loss = F.binary_cross_entropy_with_logits(
-            outputs["q_halt_logits"], seq_is_correct.to(outputs["q_halt_logits"].dtype), reduction="sum")
-        metrics["lm_loss"] = lm_loss.detach()
-        metrics["q_halt_loss"] = q_halt_loss.detach()
+        lm_loss, q_halt_loss, metrics = act_losses(outputs["logits"], labels, outputs["q_halt_logits"],
+                                                   new_carry.steps, new_carry.halted, self.loss_fn)
 
         q_continue_loss = 0
         if "target_q_continue" in outputs:
@@ -95,3 +77,35 @@ class ACTLossHead(nn.Module):
         detached = {k: outputs[k].detach() for k in return_keys if k in outputs}
         loss = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)
         return new_carry, loss, metrics, detached, new_carry.halted.all()
+
+
+def act_losses(logits: torch.Tensor, labels: torch.Tensor, q_halt_logits: torch.Tensor, steps: torch.Tensor,
+               halted: torch.Tensor, loss_fn) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(lm_loss, q_halt_loss, metric sums) of one ACT call (semantics §8.1, §8.2).
+
+    logits (B, S, V), labels (B, S), q_halt_logits (B,), steps (B,) and halted (B,) after the call. The losses
+    carry the gradient; the metrics count halted rows that have labels. The loss head calls this in training;
+    evaluation calls it on the driver's final outputs, so both report the same figures by the same code.
+    """
+    with torch.no_grad():
+        mask = labels != IGNORE_LABEL_ID
+        loss_counts = mask.sum(-1)                                      # n_b
+        loss_divisor = loss_counts.clamp_min(1).unsqueeze(-1)           # max(n_b, 1)
+        is_correct = mask & (torch.argmax(logits, dim=-1) == labels)
+        seq_is_correct = is_correct.sum(-1) == loss_counts              # padding rows count as correct
+        valid = halted & (loss_counts > 0)                              # metrics: halted rows with labels
+        metrics = {
+            "count": valid.sum(),
+            "accuracy": torch.where(valid, (is_correct.to(torch.float32) / loss_divisor).sum(-1), 0).sum(),
+            "exact_accuracy": (valid & seq_is_correct).sum(),
+            "q_halt_accuracy": (valid & ((q_halt_logits >= 0) == seq_is_correct)).sum(),
+            "steps": torch.where(valid, steps, 0).sum(),
+        }
+
+    # lm_loss is a sum over rows of per-row mean token losses.
+    lm_loss = (loss_fn(logits, labels) / loss_divisor).sum()
+    q_halt_loss = F.binary_cross_entropy_with_logits(q_halt_logits, seq_is_correct.to(q_halt_logits.dtype),
+                                                     reduction="sum")
+    metrics["lm_loss"] = lm_loss.detach()
+    metrics["q_halt_loss"] = q_halt_loss.detach()
+    return lm_loss, q_halt_loss, metrics

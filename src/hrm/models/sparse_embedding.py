@@ -1,4 +1,4 @@
-"""The per-puzzle embedding table, trained sparsely by SignSGD (spec §5.8, §8.3).
+"""The per-puzzle embedding table, trained sparsely by SignSGD (semantics §6.2, §9.3).
 
 The table is a *buffer*, not a Parameter, so the dense optimiser never sees it. In training, the rows of
 the current batch are copied into `local_weights`, a leaf that collects one gradient row per batch row.

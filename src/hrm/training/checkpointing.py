@@ -54,6 +54,7 @@ class TrainProgress:
     dataset_hash: str
     loader: dict[str, Any]          # PuzzleDataset.state_dict() (identical on every rank)
     rng_extra: list[dict[str, Any]] = field(default_factory=list)   # per rank: numpy and python RNG parts
+    lr_horizon: int = 0             # steps the LR schedule spans (0: written before it was recorded)
     format: str = FORMAT
     version: int = VERSION
 
@@ -166,8 +167,9 @@ def load_adam(optimizer: torch.optim.Optimizer, named_params: list[tuple[str, to
 # Writing
 
 def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch, progress: TrainProgress,
-                     tensors: dict[str, torch.Tensor], keep: int) -> Path:
+                     tensors: dict[str, torch.Tensor], keep: int, weights: str = "live") -> Path:
     """Write step_<progress.step> atomically and prune to the last `keep` (0: keep all). Rank 0 only.
+    `weights` says in config.json which weights model.safetensors holds (live, or averaged).
 
     On an error (a full disk) nothing is left under the final name or beside it, and the OSError names
     the checkpoint; a kill leaves a partial folder that the next writer removes."""
@@ -176,7 +178,8 @@ def write_checkpoint(checkpoints_dir: Path, head: ACTLossHead, arch, progress: T
     final = checkpoints_dir / f"step_{progress.step}"
     tmp = make_partial_dir(final)
     try:
-        save_weights(head, arch, tmp, extra={"dataset_hash": progress.dataset_hash, "step": progress.step})
+        save_weights(head, arch, tmp, extra={"dataset_hash": progress.dataset_hash, "step": progress.step,
+                                             "weights": weights})
         state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         atomic_write(tmp / STATE_TENSORS, lambda path: save_safetensors(state, path, {"format": FORMAT}))
         atomic_write_text(tmp / STATE_JSON, json.dumps(asdict(progress), indent=1) + "\n")

@@ -1,23 +1,24 @@
 """`hrm train`, `hrm plot` and `hrm doctor`.
 
-    hrm train [--config NAME|PATH] [key=value ...]        a new run
+    hrm train [config=NAME|PATH] [key=value ...]          a new run
     hrm train resume=RUN_DIR [key=value ...]              continue a run exactly where its checkpoint is
-    hrm plot RUN_DIR [-o curves.png]
-    hrm doctor [--json]
+    hrm plot RUN_DIR [output=curves.png]
+    hrm doctor [json=true]
 
-`--config` takes a preset of configs/ (e.g. sudoku_extreme_1k) or a YAML file; the overrides use the
-original's key names, so its command lines work after `hrm train`. Under torchrun:
-    torchrun --nproc-per-node 8 -m hrm.cli train --config sudoku_extreme_1k data_path=...
+`config=` (or `--config`, `-c`) takes a preset of configs/ (e.g. sudoku_extreme_1k) or a YAML file; the
+overrides use the original's key names, so its command lines work after `hrm train`. Under torchrun:
+    torchrun --nproc-per-node 8 -m hrm.cli train config=sudoku_extreme_1k data_path=...
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
+from hrm.cli_args import Command, Option
 from hrm.training.config import ConfigError, all_keys
 
 # Keys a resumed run may not change: they define the model, the data order or the batches.
@@ -66,15 +67,21 @@ def build_config(config_arg: str | None, overrides: list[str]):
     return config
 
 
+def train_spec() -> Command:
+    keys = all_keys() + [k for k in ("logger", "resume") if k not in all_keys()]
+    listed = textwrap.fill(", ".join(keys), 100, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+    return Command("hrm train", "Train an HRM (the original's loop) on CPU, CUDA or MPS; one process, or many under "
+                   "torchrun. Every config key is given as key=value (the original's names).", [
+                       Option("config", short="-c", metavar="NAME|PATH", help="a preset in configs/ or a YAML file"),
+                       Option("print_config", bool, False, help="print the resolved config and exit"),
+                       Option("keys", bool, False, help="list every config key and exit"),
+                   ], passthrough="overrides", epilog=TRAIN_EPILOG,
+                   passthrough_help="config keys (key=value, e.g. lr=7e-5 arch.L_cycles=8 resume=RUN_DIR; logger is\n"
+                                    "logging.logger; `hrm train --keys` lists them one a line):\n" + listed)
+
+
 def train_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm train", description="Train an HRM (the original's loop) on CPU, "
-                                     "CUDA or MPS; one process, or many under torchrun.", epilog=TRAIN_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", "-c", metavar="NAME|PATH", help="a preset in configs/ or a YAML file")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--keys", action="store_true", help="list every config key and exit")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. lr=7e-5 arch.L_cycles=8 resume=RUN_DIR")
-    args = parser.parse_args(argv)
+    args = train_spec().parse_or_exit(argv)
     if args.keys:
         print("\n".join(all_keys() + ["logger (= logging.logger)", "resume (= a run directory)"]))
         return 0
@@ -117,12 +124,16 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
+def plot_spec() -> Command:
+    return Command("hrm plot", "Draw a run's training and evaluation curves to PNG.", [
+        Option("run_dir", Path, positional=True, required=True, help="a run directory of `hrm train` (it holds metrics.jsonl)"),
+        Option("output", Path, short="-o", help="PNG path (default RUN_DIR/curves.png)"),
+        Option("linear", bool, False, help="linear loss axis (default: logarithmic)"),
+    ])
+
+
 def plot_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm plot", description="Draw a run's training and evaluation curves to PNG.")
-    parser.add_argument("run_dir", type=Path, help="a run directory of `hrm train` (it holds metrics.jsonl)")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="PNG path (default RUN_DIR/curves.png)")
-    parser.add_argument("--linear", action="store_true", help="linear loss axis (default: logarithmic)")
-    args = parser.parse_args(argv)
+    args = plot_spec().parse_or_exit(argv)
     from hrm.training.plot import plot_run
 
     try:
@@ -134,11 +145,15 @@ def plot_main(argv: list[str]) -> int:
     return 0
 
 
+def doctor_spec() -> Command:
+    return Command("hrm doctor", "Report the device, dtype, torch and optional packages, what each enables, and "
+                   "what to install for what is missing.", [
+                       Option("json", bool, False, help="print the report as JSON"),
+                   ])
+
+
 def doctor_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm doctor", description="Report the device, dtype, torch and optional "
-                                     "packages, what each enables, and what to install for what is missing.")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
+    args = doctor_spec().parse_or_exit(argv)
     from hrm.training.doctor import format_report, report
 
     r = report()

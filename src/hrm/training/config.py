@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from hrm.config_values import NONE_WORDS, ConfigError, coerce
 from hrm.device import DTYPES
 from hrm.files import atomic_write_text
 from hrm.models import HRMConfig, architecture, canonical_name
@@ -41,15 +41,10 @@ ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
 # NOTE: the dtype is a run setting (stored with the checkpoints), not an architecture field as in the
 # original; its key still works.
 SHORTCUTS = {"logger": "logging.logger", "arch.forward_dtype": "dtype"}
-NONE_WORDS = {"null", "none", "~", "auto"}
 # numpy's global generator, which the trainer seeds with seed + rank, takes seeds in [0, 2**32).
 MAX_SEED = 2**32 - 1
 # The presets ship inside the package (configs/ at the repository root links here), so wheels have them.
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
-
-
-class ConfigError(ValueError):
-    """A bad key or value; the message says where it came from (file:line or the command line)."""
 
 
 @dataclass
@@ -73,7 +68,7 @@ class TrainConfig:
     # Any registered architecture's config (hrm.models.ARCHITECTURES); `arch.name` chooses the class.
     arch: HRMConfig = field(default_factory=HRMConfig)
 
-    # The original's PretrainConfig, same names and defaults (spec §2.2).
+    # The original's PretrainConfig, same names and defaults (semantics §2.2).
     data_path: str = "data/arc-aug-1000"
     global_batch_size: int = 768
     epochs: int = 100000
@@ -89,6 +84,9 @@ class TrainConfig:
     puzzle_emb_lr: float = 1e-2
     seed: int = 0
     eval_save_outputs: list[str] = field(default_factory=list)
+    # TRM's PretrainConfig adds these (every official TRM run sets ema=true): weight averaging (semantics §15.4).
+    ema: bool = False
+    ema_rate: float = 0.999
     project_name: str | None = None          # None: "<Dataset> ACT-torch"
     run_name: str | None = None              # None: "<arch>-<date>-<time>"
     checkpoint_path: str | None = None       # the run directory; None: checkpoints/<project>/<run>
@@ -131,6 +129,8 @@ class TrainConfig:
             problems.append(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
         if not 0 <= self.seed <= MAX_SEED:
             problems.append(f"seed must be in [0, 2**32 - 1] (numpy's generators take no other), got {self.seed}")
+        if not 0 <= self.ema_rate <= 1:
+            problems.append(f"ema_rate must be in [0, 1], got {self.ema_rate}")
         if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
             problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
         if self.data.eval_batch_size is not None and self.data.eval_batch_size < 1:
@@ -170,56 +170,6 @@ def all_keys(cls: type = TrainConfig, prefix: str = "", instance: Any = None) ->
         else:
             keys.append(prefix + name)
     return keys
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def coerce(value: Any, tp: Any, where: str) -> Any:
-    """`value` (from YAML or the command line) as type `tp`, or a ConfigError that names `where`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)):
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return coerce(value, inner, where)
-    if origin is list:
-        if isinstance(value, str):
-            text = value.strip()
-            value = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [coerce(v, args[0], where) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-        if str(value).strip().lower() in words:
-            return words[str(value).strip().lower()]
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            number = float(value) if isinstance(value, str) and not value.strip().lstrip("+-").isdigit() else value
-            if isinstance(number, float) and not number.is_integer():
-                raise ValueError
-            return int(number)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{where}: cannot set a value of type {_type_name(tp)}")
 
 
 def _unknown_key(key: str, where: str, config: TrainConfig) -> ConfigError:

@@ -14,20 +14,24 @@ scores near 0%), yet a 2+2-layer HRM learns it on two CPU cores in minutes. Ever
 paper's recipe: HRM ACT v1, stablemax loss, AdamATan2, Q-learning halting with exploration.
 
     hrm demo                       # ~10 minutes of training, then the results
-    hrm demo --minutes 2           # a quicker look
-    hrm demo lr=1e-3 arch.L_cycles=3 --output runs/my-demo
+    hrm demo minutes=2             # a quicker look (--minutes 2 works too)
+    hrm demo lr=1e-3 arch.L_cycles=3 output=runs/my-demo
+    hrm demo arch=trm              # TRM instead (its CPU-sized block configs/arch/trm_demo.yaml); also
+                                   # arch=transformer, the baseline
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from hrm.cli_args import Command, Option
 
 # The demo's data; its training config is the preset configs/demo.yaml (with its arch block configs/arch/).
 DEMO_DATA = dict(box="2x3", n_train=50000, n_test=1000, min_blanks=14, max_blanks=24, num_aug=15, seed=0)
@@ -80,7 +84,8 @@ def train_for(config, minutes: float, log=print):
             t0, step0 = since_warmup[0]
             if event.step > step0:
                 rate = (event.step - step0) / (now - t0)
-                trainer.config.lr_schedule_steps = event.step + max(1, round(rate * (deadline - now)))
+                horizon = event.step + max(1, round(rate * (deadline - now)))
+                trainer.state.lr_horizon = trainer.config.lr_schedule_steps = horizon
         return None
 
     start = time.perf_counter()
@@ -106,9 +111,10 @@ def evaluate_demo(checkpoint: Path, data_path: Path, device) -> dict:
     from hrm.data import PuzzleDataset
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.metrics import exact
-    from hrm.models.checkpoint import load_checkpoint
+    from hrm.runs import open_run
 
-    head, config, _ = load_checkpoint(checkpoint, device=device.device, dtype=device.dtype)
+    run = open_run(checkpoint, device=device.device, dtype=device.dtype, data_path=data_path)
+    head, config = run.head, run.arch
     test = PuzzleDataset(data_path, "test", global_batch_size=256, test_set_mode=True)
     out = evaluate(head.eval(), test, device.device, save_steps=True)
     rows = out.rows
@@ -171,14 +177,29 @@ def decode_board(tokens: np.ndarray) -> np.ndarray:
     return decode_tokens(tokens.astype(np.int64))
 
 
+def demo_sized(override: str) -> str:
+    """`arch=trm` -> `arch=trm_demo`: an architecture named by its family gets its CPU-sized block (configs/arch/
+    NAME_demo.yaml), the one planned for the demo's budget; an exact block name or a YAML path is kept."""
+    from hrm.training.config import PRESETS
+
+    key, sep, value = override.partition("=")
+    if sep and key.strip().lstrip("+") == "arch" and not value.endswith((".yaml", ".yml")) \
+            and not (PRESETS / "arch" / f"{value}.yaml").is_file() and (PRESETS / "arch" / f"{value}_demo.yaml").is_file():
+        return f"arch={value}_demo"
+    return override
+
+
+def spec() -> Command:
+    return Command("hrm demo", __doc__.split("\n\n")[0], [
+        Option("minutes", float, 10.0, help="training time budget"),
+        Option("output", Path, Path("runs/demo"), help="where data and the run go"),
+        Option("threads", int, help="torch threads (default: all cores)"),
+    ], passthrough="overrides", passthrough_help="Any other key=value is a training override, as for `hrm train` "
+                                                 "(`hrm train --keys` lists them), e.g. lr=1e-3 arch.L_cycles=3.")
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
-    parser.add_argument("--output", type=Path, default=Path("runs/demo"), help="where data and the run go")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("overrides", nargs="*", help="key=value training overrides, as for `hrm train`")
-    args = parser.parse_args(argv)
+    args = spec().parse_or_exit(argv)
 
     from hrm.device import choose
     from hrm.training.config import ConfigError, load_config, preset_path
@@ -188,9 +209,10 @@ def main(argv: list[str]) -> int:
     run_dir = args.output / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         config = load_config(preset_path(DEMO_PRESET), [f"data_path={data_path}", f"checkpoint_path={run_dir}"]
-                             + list(args.overrides))
+                             + [demo_sized(o) for o in args.overrides])
     except ConfigError as e:
-        parser.exit(2, f"hrm demo: {e}\n")
+        print(f"hrm demo: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     device = choose(config.device, config.dtype)      # evaluation computes as training did
     print(f"hrm demo: {device.describe()}, {torch.get_num_threads()} threads")
     args.output.mkdir(parents=True, exist_ok=True)
@@ -200,7 +222,8 @@ def main(argv: list[str]) -> int:
           f"schedule the progress bar counts (Ctrl-C stops early and still evaluates) ...")
     result = train_for(config, args.minutes)
     if result.checkpoint is None:
-        parser.exit(1, "hrm demo: training stopped before the first checkpoint\n")
+        print("hrm demo: training stopped before the first checkpoint", file=sys.stderr)
+        raise SystemExit(1)
 
     print(f"evaluating {result.checkpoint} on the held-out puzzles ...")
     evaluation = evaluate_demo(result.checkpoint, data_path, device)

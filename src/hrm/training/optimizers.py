@@ -1,4 +1,4 @@
-"""The two optimisers of the original, in plain PyTorch for every device (spec §8.2, §8.3).
+"""The two optimisers of the original, in plain PyTorch for every device (semantics §9.2, §9.3).
 
 AdamATan2        the dense parameters. The `adam-atan2` CUDA kernel's update rule: no epsilon, atan2
                  in place of the division, the first bias correction outside the atan2, decoupled
@@ -6,7 +6,7 @@ AdamATan2        the dense parameters. The `adam-atan2` CUDA kernel's update rul
 SparseSignSGD    the puzzle-embedding table, a buffer: only the rows of the current batch (gathered
                  over all ranks, duplicate ids summed) are decayed and moved by -lr·sign(grad).
 
-NOTE: `adam-atan2-pytorch` and AdamW, which forks swap in off CUDA, are different optimisers (§14); this
+NOTE: `adam-atan2-pytorch` and AdamW, which forks swap in off CUDA, are different optimisers (semantics §14.1); this
 file ports the original kernel's arithmetic instead.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The learning-rate schedule: linear warm-up, then half a cosine down to `min_ratio` (spec §8.4).
+"""The learning-rate schedule: linear warm-up, then half a cosine down to `min_ratio` (semantics §9.4).
 
 The same shape drives both optimisers, each from its own base LR. Steps start at 1.
 """

@@ -1,4 +1,4 @@
-"""The trainer: the original's training loop (spec §8) on any device, in one process or many, resumable.
+"""The trainer: the original's training loop (semantics §9) on any device, in one process or many, resumable.
 
     from hrm.training import TrainConfig, train
     result = train(config, callback=lambda event: print(event.kind, event.step, event.metrics))
@@ -12,9 +12,14 @@ The loop, as `pretrain.py` runs it:
   * steps past total_steps consume data without training (the loader drops short last batches).
 hrm adds checkpoints that resume exactly (`checkpoint_interval`, `resume=RUN_DIR`), a progress bar, metric
 files, and `torch.compile` on CUDA by default, falling back to eager with a warning if compilation fails.
+
+Everything the loop changes lives in one `TrainState` (hrm.training.state), saved and restored whole. The
+loop has one stop condition, `stop_requested`: a callback returned False, or Ctrl-C; either way the run
+writes a checkpoint and ends.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import signal
@@ -28,16 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm.device import choose, compile_enabled, warn_compile_failed
-from hrm.models import IGNORE_LABEL_ID, build_model
+from hrm.compiling import maybe_compiled
+from hrm.device import choose, compile_enabled
+from hrm.models import build_model
+from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
 from hrm.models.checkpoint import CheckpointError
 from hrm.training.config import ConfigError, TrainConfig, config_to_dict, save_config
+from hrm.training.ema import EMA
 from hrm.training.loggers import Loggers
 from hrm.training.optimizers import AdamATan2, SparseSignSGD
 from hrm.training.run_lock import RunLock
 from hrm.training.schedule import cosine_schedule_with_warmup, total_steps as count_steps
+from hrm.training.state import TrainState
 
 
 @dataclass
@@ -92,9 +101,9 @@ class Trainer:
         self.config = config = dataclasses.replace(config)
         self.callback = callback
         choice = choose(config.device, config.dtype)
-        self.processes = dist_.init_processes(choice.device)
+        self.processes = init_processes(choice.device)
         self.owns_process_group = self.processes.distributed
-        self.device, self.dtype = dist_.device_for(choice.device, self.processes), choice.dtype
+        self.device, self.dtype = device_for(choice.device, self.processes), choice.dtype
         self.device_reason = choice.reason
         rank, world = self.processes.rank, self.processes.world_size
         if config.global_batch_size % world:
@@ -123,20 +132,20 @@ class Trainer:
         random.seed(config.seed + rank)
         self.head = build_model(config.arch, forward_dtype=self.dtype, device=self.device)
         dist_.broadcast_module(self.head, self.processes)
-        self.named_params = list(self.head.named_parameters())
-        self.params = [p for _, p in self.named_params]
-        self.optimizers: list[torch.optim.Optimizer] = []
+        self.params = [p for _, p in self.head.named_parameters()]
+        optimizers: list[torch.optim.Optimizer] = []
         self.base_lrs: list[float] = []
         if self.head.model.puzzle_emb is not None:
-            self.optimizers.append(SparseSignSGD(self.head.model.puzzle_emb, lr=0, weight_decay=config.puzzle_emb_weight_decay))
+            optimizers.append(SparseSignSGD(self.head.model.puzzle_emb, lr=0, weight_decay=config.puzzle_emb_weight_decay))
             self.base_lrs.append(config.puzzle_emb_lr)
-        self.optimizers.append(AdamATan2(self.params, lr=0, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay))
+        optimizers.append(AdamATan2(self.params, lr=0, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay))
         self.base_lrs.append(config.lr)
-        self.adam = self.optimizers[-1]
         self.forward = self._compiled_forward()
+        # Everything the loop changes, saved and restored whole (hrm.training.state).
+        self.state = TrainState(self.head, optimizers, self.train_data,
+                                ema=EMA(self.head, config.ema_rate) if config.ema else None,
+                                lr_horizon=config.lr_schedule_steps or self.total_steps)
 
-        self.step, self.iteration, self.carry = 0, 0, None
-        self.start_iteration_finished = False
         if config.resume:                    # the run directory is where the checkpoint is, wherever it moved
             config.checkpoint_path = str(ckpt.find_checkpoint(config.resume).parent.parent)
         project, run, self.run_dir = default_run_dir(config)
@@ -167,128 +176,102 @@ class Trainer:
         self.last_train: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
+        self.stop_requested = False           # the one stop condition: a callback said stop, or Ctrl-C
         self._interrupted = False
+        self._eval_runner = None
 
     # ------------------------------------------------------------------------------------------------
     # Setup helpers
 
     def _compiled_forward(self):
-        if not compile_enabled(self.config.compile, self.device):
-            return self.head
-        import torch._inductor.config as inductor_config
-        # NOTE: compiled code draws the exploration randoms from torch's generator, like eager code, so a
-        # compiled run is reproducible and resumes exactly.
-        inductor_config.fallback_random = True
-        return torch.compile(self.head, dynamic=False)
+        return maybe_compiled(self.head, compile_enabled(self.config.compile, self.device))
 
     def _call(self, carry, batch, return_keys=()):
-        if self.forward is not self.head:
-            try:
-                return self.forward(carry, batch, return_keys)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any compiler failure; the eager model still works
-                warn_compile_failed(e)
-                self.forward = self.head
-        return self.head(carry, batch, return_keys)
+        return self.forward(carry, batch, return_keys)
 
     def _resume(self) -> int:
-        """Load the latest (or the named) checkpoint of config.resume; returns its step."""
+        """Load the latest (or the named) checkpoint of config.resume into the state; returns its step."""
         path = ckpt.find_checkpoint(self.config.resume)
-        progress, tensors = ckpt.read_checkpoint(path)
-        where = str(path)
-        if progress.world_size != self.processes.world_size:
-            raise CheckpointError(f"{where} was written by {progress.world_size} process(es); resume it with the same "
-                             f"number (this run has {self.processes.world_size}) to continue exactly")
-        if progress.global_batch_size != self.config.global_batch_size:
-            raise CheckpointError(f"{where}: global_batch_size was {progress.global_batch_size}, now {self.config.global_batch_size}")
-        if progress.dataset_hash != self.dataset_hash:
-            raise CheckpointError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {self.config.data_path} "
-                             f"hashes to {self.dataset_hash[:16]}...: resume needs the same data")
-        ckpt.load_weights_into(self.head, path)
-        ckpt.load_adam(self.adam, self.named_params, tensors, where)
-        local = self.config.global_batch_size // self.processes.world_size
-        rows = slice(self.processes.rank * local, (self.processes.rank + 1) * local)
-        ckpt.check_carry_fits(self.head.model.inner, tensors, self.config.global_batch_size, where)
-        self.carry = ckpt.carry_from_tensors(tensors, rows, self.device, self.head.model.inner.carry_init())
-        ckpt.restore_loader(self.train_data, progress.loader, where)
-        rank = self.processes.rank
-        rng = {k.removeprefix(f"rng.{rank}."): v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
-        ckpt.restore_rng(self.device, rng, progress.rng_extra[rank], where)
-        self.step, self.iteration = progress.step, progress.iteration
-        self.start_iteration_finished = progress.iteration_finished
+        progress = self.state.restore(path, self.processes, self.device, self.config.global_batch_size,
+                                      self.dataset_hash, self.config.data_path)
+        if self.config.lr_schedule_steps:    # asked for on the command line (or recorded in all_config.yaml)
+            self.state.lr_horizon = self.config.lr_schedule_steps
         if self.processes.is_main:
-            print(f"resuming {self.run_dir} from {path.name} (step {self.step}/{progress.total_steps})", flush=True)
-        return progress.step
+            print(f"resuming {self.run_dir} from {path.name} (step {self.state.step}/{progress.total_steps})", flush=True)
+        return self.state.step
 
     # ------------------------------------------------------------------------------------------------
     # The loop
 
     def run(self) -> TrainResult:
-        config, main = self.config, self.processes.is_main
+        config, state = self.config, self.state
         total_iters = config.epochs // config.eval_interval
-        first = self.iteration + 1 if self.start_iteration_finished else self.iteration
-        if main:
+        if self.processes.is_main:
             n_params = sum(p.numel() for p in self.params)
             print(f"hrm train: {self.device_summary()}\n  {n_params:,} parameters, {self.total_steps} steps "
                   f"({total_iters} iterations of {config.eval_interval} epochs), run dir {self.run_dir}", flush=True)
-        self._emit(TrainEvent("start", self.step, self.total_steps, run_dir=self.run_dir))
+        self._emit(TrainEvent("start", state.step, self.total_steps, run_dir=self.run_dir))
         bar = self._progress_bar()
-        stopped = False
         previous_handler = self._install_interrupt_handler()
         try:
-            for self.iteration in range(first, total_iters):
+            for state.iteration in range(state.first_iteration, total_iters):
+                state.iteration_finished = False
                 self.forward.train()             # the compiled wrapper passes the mode on to the model
                 for _set_name, batch, _global_size in self.train_data:
-                    self.step += 1
-                    if self.step > self.total_steps:
-                        continue                       # the original consumes the rest of the pass
+                    state.step += 1
+                    if state.step > self.total_steps:
+                        # The original consumes the rest of the pass. NOTE: TRM's averaging still moves towards
+                        # the (now fixed) parameters on these calls, as the official loop updates it after each.
+                        if state.ema is not None:
+                            state.ema.update(self.head)
+                        continue
                     self._train_step(batch)
                     if bar is not None:
                         bar.update(1)
-                    stop = False
-                    if self.step % config.logging.log_interval == 0 or self.step == self.total_steps:
-                        stop = self._log_train(bar)
-                    if config.checkpoint_interval and self.step % config.checkpoint_interval == 0:
-                        stop |= self._checkpoint(iteration_finished=False)
-                    if stop or self._interrupted:
-                        if not (config.checkpoint_interval and self.step % config.checkpoint_interval == 0):
-                            self._checkpoint(iteration_finished=False)
-                        stopped = True
+                    if state.step % config.logging.log_interval == 0 or state.step == self.total_steps:
+                        self._log_train(bar)
+                    periodic = bool(config.checkpoint_interval) and state.step % config.checkpoint_interval == 0
+                    if periodic or self.stop_requested:
+                        self._checkpoint()
+                    if self.stop_requested:
                         break
-                if stopped:
-                    break
-                stop = self._evaluate_and_log(bar)
-                if config.checkpoint_every_eval or self.iteration == total_iters - 1 or stop:
-                    stop |= self._checkpoint(iteration_finished=True)
-                if stop or self._interrupted:
-                    stopped = self.iteration < total_iters - 1
+                else:                            # the pass is done: evaluate, then checkpoint
+                    self._evaluate_and_log(bar)
+                    state.iteration_finished = True
+                    last = state.iteration == total_iters - 1
+                    if config.checkpoint_every_eval or last or self.stop_requested:
+                        self._checkpoint()
+                if self.stop_requested:
                     break
         finally:
             if bar is not None:
                 bar.close()
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
-        if main and self._interrupted:
+        stopped = self.stop_requested and not (state.iteration == total_iters - 1 and state.iteration_finished)
+        if self.processes.is_main and self._interrupted:
             print(f"interrupted: continue with  hrm train resume={self.run_dir}", flush=True)
-        self._emit(TrainEvent("end", self.step, self.total_steps, {**self.last_train, **self.last_eval}, self.run_dir))
-        return TrainResult(self.run_dir, self.step, self.total_steps, self.last_train, self.last_eval,
+        self._emit(TrainEvent("end", state.step, self.total_steps, {**self.last_train, **self.last_eval}, self.run_dir))
+        return TrainResult(self.run_dir, state.step, self.total_steps, self.last_train, self.last_eval,
                            self.last_checkpoint, stopped)
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
+        state = self.state
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if self.carry is None:
-            self.carry = self.head.initial_carry(batch)
-        self.carry, loss, metrics, _, _ = self._call(self.carry, batch)
+        if state.carry is None:
+            state.carry = self.head.initial_carry(batch)
+        state.carry, loss, metrics, _, _ = self._call(state.carry, batch)
         ((1 / self.config.global_batch_size) * loss).backward()
         dist_.all_reduce_grads(self.params, self.processes)
-        for optimizer, base_lr in zip(self.optimizers, self.base_lrs):
-            lr = cosine_schedule_with_warmup(self.step, base_lr, self.config.lr_warmup_steps,
-                                             self.config.lr_schedule_steps or self.total_steps, self.config.lr_min_ratio)
+        for optimizer, base_lr in zip(state.optimizers, self.base_lrs):
+            lr = cosine_schedule_with_warmup(state.step, base_lr, self.config.lr_warmup_steps, state.lr_horizon,
+                                             self.config.lr_min_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        if state.ema is not None:
+            state.ema.update(self.head)
         self._accumulate({**metrics, "loss": loss.detach()})
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
@@ -300,9 +283,9 @@ class Trainer:
         self._metric_sums += torch.stack([metrics[k].to(self._metric_sums.dtype) for k in self._metric_keys])
         self._logged_steps += 1
 
-    def _log_train(self, bar) -> bool:
+    def _log_train(self, bar) -> None:
         """Reduce the summed metrics to rank 0 and normalise them as the original (losses per example,
-        the rest per counted row). Returns True if the callback asked to stop."""
+        the rest per counted row)."""
         sums = dist_.reduce_to_main(self._metric_sums, self.processes).tolist()
         raw = dict(zip(self._metric_keys, sums))
         n, now = self._logged_steps, time.perf_counter()
@@ -311,72 +294,51 @@ class Trainer:
                    for k, v in raw.items() if k != "count"}
         # NOTE: the original logs count/count (= 1); the halted rows per step says more.
         metrics["train/count"] = raw["count"] / n
-        metrics["train/lr"] = self.optimizers[-1].param_groups[0]["lr"]
+        metrics["train/lr"] = self.state.adam.param_groups[0]["lr"]
         metrics["train/steps_per_second"] = n / max(now - self._log_time, 1e-9)
         self._metric_sums.zero_()
         self._logged_steps, self._log_time = 0, now
         self.last_train = metrics
         if self.loggers is not None:
-            self.loggers.log(self.step, metrics)
+            self.loggers.log(self.state.step, metrics)
         if bar is not None:
             bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", exact=f"{metrics['train/exact_accuracy']:.3f}",
                             lr=f"{metrics['train/lr']:.2e}", refresh=False)
-        return self._emit(TrainEvent("log", self.step, self.total_steps, metrics, self.run_dir))
+        self._emit(TrainEvent("log", self.state.step, self.total_steps, metrics, self.run_dir))
 
-    def _evaluate_and_log(self, bar) -> bool:
+    def _evaluate_and_log(self, bar) -> None:
         if self.test_data is None:
-            return False
+            return
         from hrm.evaluation.metrics import normalise
 
-        module = self.forward
-        module.eval()
-        try:
-            sums, rows = self._evaluate(module)
-        except Exception as e:  # noqa: BLE001 - a compiler failure in eval mode: retry eagerly
-            if module is self.head or isinstance(e, torch.OutOfMemoryError):
-                raise
-            warn_compile_failed(e, " in evaluation")
-            self.forward = self.head
-            self.head.eval()
-            sums, rows = self._evaluate(self.head)
+        sums, rows = self._evaluate()
         metrics = {f"eval/{k}": float(v) for k, v in normalise(sums).items()}
         self.last_eval = metrics
         if self.processes.is_main:
-            self.loggers.log(self.step, metrics)
-            message = (f"eval at step {self.step}: exact_accuracy {metrics['eval/exact_accuracy']:.4f}, "
+            self.loggers.log(self.state.step, metrics)
+            message = (f"eval at step {self.state.step}: exact_accuracy {metrics['eval/exact_accuracy']:.4f}, "
                        f"accuracy {metrics['eval/accuracy']:.4f} on {metrics['eval/count']:.0f} examples")
             (bar.write if bar is not None else print)(message)
             if rows is not None:
                 self._save_predictions(rows)
-        return self._emit(TrainEvent("eval", self.step, self.total_steps, metrics, self.run_dir))
+        self._emit(TrainEvent("eval", self.state.step, self.total_steps, metrics, self.run_dir))
 
-    def _evaluate(self, module) -> tuple[dict[str, float], Any]:
-        """The test split (or its first data.eval_max_examples) in eval mode: every row runs halt_max_steps
-        segments from a fresh carry (spec §8.6). Returns the loss head's metric sums over all ranks and,
-        when eval_save_outputs asks for them, the rows (hrm.evaluation.loop.evaluate gathers them)."""
-        from hrm.evaluation.loop import METRIC_KEYS, evaluate, run_act
+    def _evaluate(self) -> tuple[dict[str, float], Any]:
+        """The test split (or its first data.eval_max_examples) under the evaluation protocol (one loop for
+        every caller: hrm.evaluation.loop.evaluate). Returns the loss head's metric sums over all ranks and,
+        when eval_save_outputs asks for them, the rows; without, only the sums are kept, so a large test split
+        costs no host memory."""
+        from hrm.evaluation.loop import evaluate, torch_runner
 
-        max_examples = self.config.data.eval_max_examples
-        if self.config.eval_save_outputs:
-            outputs = evaluate(module, self.test_data, self.device, max_examples=max_examples)
-            return outputs.metric_sums, (outputs.rows if self.processes.is_main else None)
-        # Without outputs to save only the sums are kept, so a large test split costs no host memory.
-        data = self.test_data
-        offsets = torch.arange(data.local_batch_size) + data.rank * data.local_batch_size
-        sums = torch.zeros(len(METRIC_KEYS), dtype=torch.float64)
-        seen = 0
-        for test_batch in data.iter_test_batches():
-            if max_examples is not None and seen >= max_examples:
-                break
-            real = test_batch.global_size if max_examples is None else min(test_batch.global_size, max_examples - seen)
-            seen += test_batch.global_size
-            batch = dict(test_batch.batch)
-            if real < test_batch.global_size:          # the prefix ends inside this batch: ignore the rest
-                batch["labels"] = torch.where((offsets >= real).unsqueeze(-1), IGNORE_LABEL_ID, batch["labels"])
-            out = run_act(module, {k: v.to(self.device) for k, v in batch.items()})
-            sums += torch.tensor([float(out.metrics[k]) for k in METRIC_KEYS], dtype=torch.float64)
-        sums = dist_.reduce_to_main(sums.to(self.device if self.device.type == "cuda" else "cpu"), self.processes)
-        return dict(zip(METRIC_KEYS, sums.tolist())), None
+        if self._eval_runner is None:
+            self._eval_runner = torch_runner(self.head, compile=compile_enabled(self.config.compile, self.device))
+        keep = bool(self.config.eval_save_outputs)
+        with contextlib.ExitStack() as weights:
+            if self.state.ema is not None:      # the averaged weights are the ones a run reports (and saves)
+                weights.enter_context(self.state.ema.averaged(self.head))
+            outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples,
+                               runner=self._eval_runner, keep_rows=keep)
+        return outputs.metric_sums, (outputs.rows if keep and self.processes.is_main else None)
 
     def _save_predictions(self, rows: dict) -> None:
         """NOTE: the original saves the keys named in eval_save_outputs with torch.save; hrm writes the
@@ -384,49 +346,33 @@ class Trainer:
         from hrm.data import read_manifest
         from hrm.evaluation.metrics import exact
         from hrm.evaluation.predictions import write_predictions
+        from hrm.puzzles import detect, family_name
 
         rows = dict(rows, exact=exact(rows["predictions"], rows["labels"]))
-        builder = (read_manifest(self.config.data_path) or {}).get("builder", "unknown")
-        task = builder if builder in ("sudoku", "maze", "arc") else "unknown"
-        write_predictions(self.run_dir / "predictions" / f"step_{self.step}", rows, {
+        arch = self.config.arch
+        task = family_name(detect(arch.seq_len, arch.vocab_size, (read_manifest(self.config.data_path) or {}).get("builder")))
+        write_predictions(self.run_dir / "predictions" / f"step_{self.state.step}", rows, {
             "task": task, "data_path": str(self.config.data_path), "split": "test",
-            "checkpoint": str(self.checkpoints_dir / f"step_{self.step}"),
+            "checkpoint": str(self.checkpoints_dir / f"step_{self.state.step}"),
             "halt_max_steps": self.config.arch.halt_max_steps,
             "dataset_hash": self.dataset_hash})
 
     # ------------------------------------------------------------------------------------------------
     # Checkpoints
 
-    def _checkpoint(self, iteration_finished: bool) -> bool:
-        """Write a checkpoint (rank 0 writes; every rank contributes its carry and RNG). Returns the
-        callback's stop request."""
-        tensors: dict[str, torch.Tensor] = {}
-        if self.carry is not None:
-            for name, value in ckpt.carry_tensors(self.carry).items():
-                gathered = dist_.all_gather_rows(value.to(torch.uint8) if value.dtype == torch.bool else value)
-                tensors[name] = gathered.bool() if value.dtype == torch.bool else gathered
-        rng_tensors, rng_extra = ckpt.capture_rng(self.device)
-        per_rank = dist_.gather_objects((rng_tensors, rng_extra), self.processes)
-        if not self.processes.is_main:
-            return self._emit(TrainEvent("checkpoint", self.step, self.total_steps, run_dir=self.run_dir))
-        for rank, (rank_tensors, _) in enumerate(per_rank):
-            tensors.update({f"rng.{rank}.{k}": v for k, v in rank_tensors.items()})
-        tensors.update(ckpt.adam_tensors(self.adam, {p: n for n, p in self.named_params}))
-        progress = ckpt.TrainProgress(
-            step=self.step, total_steps=self.total_steps, iteration=self.iteration,
-            iteration_finished=iteration_finished, world_size=self.processes.world_size,
-            global_batch_size=self.config.global_batch_size, dataset_hash=self.dataset_hash,
-            loader=self.train_data.state_dict(), rng_extra=[extra for _, extra in per_rank])
-        self.last_checkpoint = ckpt.write_checkpoint(self.checkpoints_dir, self.head, self.config.arch, progress,
-                                                     tensors, self.config.keep_checkpoints)
-        return self._emit(TrainEvent("checkpoint", self.step, self.total_steps, run_dir=self.run_dir,
-                                     path=self.last_checkpoint))
+    def _checkpoint(self) -> None:
+        """Write a checkpoint of the whole state (rank 0 writes; every rank contributes its carry and RNG)."""
+        path = self.state.save(self.checkpoints_dir, self.config.arch, self.processes, self.device, self.total_steps,
+                               self.config.global_batch_size, self.dataset_hash, self.config.keep_checkpoints)
+        if path is not None:
+            self.last_checkpoint = path
+        self._emit(TrainEvent("checkpoint", self.state.step, self.total_steps, run_dir=self.run_dir, path=path))
 
     # ------------------------------------------------------------------------------------------------
     # Feedback
 
     def device_summary(self) -> str:
-        compiled = "compiled" if self.forward is not self.head else "eager"
+        compiled = "compiled" if getattr(self.forward, "compiled", False) else "eager"
         procs = f", {self.processes.world_size} processes" if self.processes.distributed else ""
         return (f"device={self.device} dtype={str(self.dtype).removeprefix('torch.')} ({self.device_reason}), "
                 f"{compiled}{procs}")
@@ -435,16 +381,18 @@ class Trainer:
         if not (self.processes.is_main and self.config.logging.progress):
             return None
         from hrm.progress import progress_bar
-        return progress_bar(total=self.total_steps, initial=min(self.step, self.total_steps), unit="step", desc="train")
+        return progress_bar(total=self.total_steps, initial=min(self.state.step, self.total_steps), unit="step", desc="train")
 
-    def _emit(self, event: TrainEvent) -> bool:
-        """Call the callback on rank 0; True when it returned False (stop). Ranks agree on the answer."""
+    def _emit(self, event: TrainEvent) -> None:
+        """Call the callback on rank 0; returning False requests the stop (ranks agree on it)."""
         stop = False
         if self.callback is not None and self.processes.is_main:
             stop = self.callback(event) is False
-        if self.processes.distributed and event.kind in ("log", "eval", "checkpoint"):
+        if event.kind not in ("log", "eval", "checkpoint"):
+            return                      # "start" and "end" cannot stop a run
+        if self.processes.distributed:
             stop = bool(dist_.broadcast_object(stop, self.processes))
-        return stop
+        self.stop_requested |= stop
 
     def _install_interrupt_handler(self):
         """Ctrl-C finishes the current step, writes a checkpoint and exits (one process; a second Ctrl-C
@@ -455,7 +403,7 @@ class Trainer:
             def handler(signum, frame):
                 if self._interrupted:
                     raise KeyboardInterrupt
-                self._interrupted = True
+                self._interrupted = self.stop_requested = True
                 print("\nstopping after this step (Ctrl-C again to abort without a checkpoint)", file=sys.stderr, flush=True)
             return signal.signal(signal.SIGINT, handler)
         except ValueError:           # not the main thread
@@ -468,5 +416,5 @@ class Trainer:
         if self.run_lock is not None:
             self.run_lock.release()
         if self.owns_process_group:
-            dist_.shutdown(self.processes)
+            shutdown(self.processes)
             self.owns_process_group = False

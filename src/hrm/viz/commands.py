@@ -2,13 +2,14 @@
 
     hrm viz DATASET [PREDICTIONS]              serve the visualiser on http://127.0.0.1:8765/
     hrm viz PREDICTIONS                        the predictions alone (they hold inputs and labels)
-    hrm viz [DATASET] --model RUN_DIR          also solve Sudoku in the browser with that model (ONNX)
-    hrm viz DATASET PREDICTIONS --png OUT --index I     one example's trajectory, from the predictions
-    hrm viz [DATASET] --model RUN_DIR --png OUT (--index I | --puzzle TEXT)   ... computed with PyTorch
+    hrm viz [DATASET] model=RUN_DIR            also solve Sudoku in the browser with that model (ONNX)
+    hrm viz DATASET PREDICTIONS png=OUT index=I         one example's trajectory, from the predictions
+    hrm viz [DATASET] model=RUN_DIR png=OUT (index=I | puzzle=TEXT)   ... computed with PyTorch
+
+(`--model RUN_DIR`, `--png OUT` and the other --option spellings work too.)
 """
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hrm.cli_args import Command, Option
 from hrm.viz.data import VizData, VizError
 from hrm.viz.server import LOOPBACK_HOSTS
 from hrm.viz.tasks import TASKS
@@ -24,29 +26,28 @@ from hrm.viz.tasks import TASKS
 DEFAULT_PORT = 8765
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hrm viz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="*", metavar="DATASET|PREDICTIONS",
-                   help="a dataset folder (hrm data's format) and/or a predictions file from hrm eval "
-                        "(predictions.safetensors, predictions.npz, or the folder holding it)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on localhost (default {DEFAULT_PORT}; 0 = any free port)")
-    p.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS,
-                   help="the address to listen on (default 127.0.0.1). Loopback only: the server is reachable "
-                        "from this machine alone; to view it from another, forward the port (ssh -L 8765:127.0.0.1:8765)")
-    p.add_argument("--task", choices=TASKS, help="puzzle family, when the dataset does not say (its manifest's builder)")
-    p.add_argument("--model", metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="a trained model: exported to ONNX and served, so the page can solve Sudoku in the browser")
-    p.add_argument("--onnx", metavar="MODEL_ONNX", help="serve an existing browser export (model.onnx, model.json beside it)")
-    p.add_argument("--export-dir", metavar="DIR", help="where --model writes model.onnx and model.json (default: a temporary folder)")
-    p.add_argument("--open", action="store_true", help="open the page in this machine's web browser")
-    p.add_argument("--verbose", action="store_true", help="log every request")
-    png = p.add_argument_group("static picture")
-    png.add_argument("--png", metavar="OUT", help="draw one example's reasoning trajectory to this PNG and exit")
-    png.add_argument("--index", type=int, default=0, help="the example to draw (row of the split; default 0)")
-    png.add_argument("--split", help="the dataset split to draw from (default: the predictions', else test)")
-    png.add_argument("--puzzle", help="with --model: draw this Sudoku instead (digits, '.' or 0 for blanks)")
-    png.add_argument("--columns", type=int, default=8, help="step panels per row (default 8)")
-    return p
+def spec() -> Command:
+    return Command("hrm viz", __doc__, [
+        Option("paths", many=True, positional=True, default=[], metavar="DATASET|PREDICTIONS",
+               help="a dataset folder (hrm data's format) and/or a predictions file from hrm eval "
+                    "(predictions.safetensors, predictions.npz, or the folder holding it)"),
+        Option("port", int, DEFAULT_PORT, help="port on localhost (0 = any free port)"),
+        Option("host", default="127.0.0.1", choices=tuple(LOOPBACK_HOSTS),
+               help="the address to listen on. Loopback only: the server is reachable from this machine alone; "
+                    "to view it from another, forward the port (ssh -L 8765:127.0.0.1:8765)"),
+        Option("task", choices=tuple(TASKS), help="puzzle family, when the dataset does not say (its manifest's builder)"),
+        Option("model", metavar="RUN_DIR|CHECKPOINT",
+               help="a trained model: exported to ONNX and served, so the page can solve Sudoku in the browser"),
+        Option("onnx", metavar="MODEL_ONNX", help="serve an existing browser export (model.onnx, model.json beside it)"),
+        Option("export_dir", metavar="DIR", help="where model= writes model.onnx and model.json (default: a temporary folder)"),
+        Option("open", bool, False, help="open the page in this machine's web browser"),
+        Option("verbose", bool, False, help="log every request"),
+        Option("png", metavar="OUT", help="static picture: draw one example's reasoning trajectory to this PNG and exit"),
+        Option("index", int, 0, help="png: the example to draw (row of the split)"),
+        Option("split", help="png: the dataset split to draw from (default: the predictions', else test)"),
+        Option("puzzle", help="png with model=: draw this Sudoku instead (digits, '.' or 0 for blanks)"),
+        Option("columns", int, 8, help="png: step panels per row"),
+    ])
 
 
 def _classify(paths: list[str]) -> tuple[Path | None, Path | None]:
@@ -71,7 +72,7 @@ def _classify(paths: list[str]) -> tuple[Path | None, Path | None]:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = spec().parse_or_exit(argv)
     if len(args.paths) > 2:
         print("hrm viz: give at most a dataset folder and a predictions file", file=sys.stderr)
         return 2
@@ -95,18 +96,18 @@ def main(argv: list[str]) -> int:
 
 def _draw_png(args, dataset: Path | None, predictions: Path | None, model) -> int:
     from hrm.viz.png import Trajectory, draw_trajectory
-    from hrm.viz.tasks import task_style
 
     data = VizData(dataset, predictions, args.task) if (dataset or predictions) else None
     if args.puzzle is not None:
         if model is None:
             raise VizError("--puzzle needs --model: the trajectory is computed by running the model")
-        if model.task != "sudoku":
+        from hrm.puzzles import SUDOKU
+        if model.family is not SUDOKU:
             raise VizError(f"--puzzle takes a Sudoku, but the model is for {model.task}")
         from hrm.viz.model import torch_trajectory
         inputs = _parse_sudoku(args.puzzle, model.box)
         trajectory = torch_trajectory(model, inputs, title=f"{model.path}")
-        style = task_style("sudoku", model.config.seq_len, model.config.vocab_size, model.box)
+        style = SUDOKU.style(model.config.seq_len, model.config.vocab_size, model.box)
     else:
         if data is None:
             raise VizError("--png needs a predictions file, or a dataset (or a run with a recorded dataset) and --model")

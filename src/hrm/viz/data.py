@@ -1,4 +1,4 @@
-"""What the visualiser shows: a dataset split (spec §9.1) and, optionally, the predictions of a model on it.
+"""What the visualiser shows: a dataset split (formats §1) and, optionally, the predictions of a model on it.
 
     VizData(dataset, predictions)   either may be None, not both
       .info()                       task, drawing style, splits, what the predictions hold
@@ -19,7 +19,9 @@ import numpy as np
 
 from hrm.data.format import DatasetFormatError, load_identifiers, load_metadata, load_set_arrays
 from hrm.data.manifest import read_manifest
-from hrm.viz.tasks import IGNORE_LABEL, TaskStyle, detect_task, task_style, view_box
+from hrm.puzzles import detect, family_name
+from hrm.puzzles.sudoku import parse_box
+from hrm.viz.tasks import IGNORE_LABEL, TaskStyle, task_style, view_box
 
 FILTERS = ("all", "solved", "failed")
 MAX_PAGE = 1000
@@ -149,15 +151,6 @@ def _load_split(root: Path, split: str) -> tuple[Split, Any]:
     return Split(split, inputs, labels, ids[puzzles], puzzles, metadata.ignore_label_id), metadata
 
 
-def _sudoku_box(text: object) -> tuple[int, int] | None:
-    """The Sudoku builder's --box argument ("2x3": boxes of 2 rows and 3 columns), if recorded."""
-    if isinstance(text, str) and text.lower().count("x") == 1:
-        rows, cols = text.lower().split("x")
-        if rows.isdigit() and cols.isdigit():
-            return int(rows), int(cols)
-    return None
-
-
 class VizData:
     def __init__(self, dataset: str | Path | None = None, predictions: str | Path | None = None,
                  task: str | None = None):
@@ -174,7 +167,7 @@ class VizData:
                     raise VizError(f"{self.dataset}: dataset folder not found")
                 manifest = read_manifest(self.dataset)
                 builder = manifest.get("builder") if manifest else None
-                box = _sudoku_box((manifest or {}).get("arguments", {}).get("box"))
+                box = parse_box((manifest or {}).get("arguments", {}).get("box"))
                 self.names = load_identifiers(self.dataset)
                 for split in ("train", "test"):
                     if (self.dataset / split / "dataset.json").exists():
@@ -197,8 +190,9 @@ class VizData:
                 self.names = self._names_beside(pred)
             else:
                 self._check_predictions_match(pred)
-        self.task = detect_task(seq_len, vocab, task, builder,
-                                self.predictions.metadata.get("task") if self.predictions else None)
+        self.family = detect(seq_len, vocab, task, builder,
+                             self.predictions.metadata.get("task") if self.predictions else None)
+        self.task = family_name(self.family)
         try:
             self.style: TaskStyle = task_style(self.task, seq_len, vocab, box)
         except ValueError as error:

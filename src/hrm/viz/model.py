@@ -1,8 +1,8 @@
 """A trained model for the visualiser: exported to ONNX for the browser, or run in PyTorch for a PNG.
 
-    load_model(path)                     a run directory (or a folder of runs: the newest), a
-                                         checkpoints/step_<N> folder, hrm weights or an original
-                                         checkpoint -> LoadedModel (float32, CPU, eval mode)
+    load_model(path)                     whatever hrm.runs.open_run opens (a run directory, a folder of
+                                         runs: the newest, a checkpoints/step_<N> folder, hrm weights or
+                                         an original checkpoint) -> LoadedModel (float32, CPU, eval mode)
     export_browser_model(model, dir)     model.onnx (one ACT step, hrm.export.onnx) + model.json (below)
     torch_trajectory(model, inputs)      the answer at every ACT step, from PyTorch (hrm.evaluation.loop)
 
@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from hrm.models import ACTLossHead, HRMConfig
+from hrm.puzzles import Family, family_name
 from hrm.viz.png import Trajectory
-from hrm.viz.tasks import IGNORE_LABEL, detect_task, sudoku_box
+from hrm.viz.tasks import IGNORE_LABEL
 
 BROWSER_MODEL_FORMAT = "hrm-browser-model"
 
@@ -39,54 +40,27 @@ class LoadedModel:
     head: ACTLossHead
     config: HRMConfig
     path: Path                  # the weights that were read
-    task: str
+    family: Family | None       # the puzzle family (hrm.puzzles); None when it cannot be told
     box: tuple[int, int] | None # a Sudoku model's box shape
     data_path: Path | None      # the dataset the run was trained on, when recorded and present
 
+    @property
+    def task(self) -> str:
+        return family_name(self.family)
+
 
 def load_model(path: str | Path) -> LoadedModel:
-    from hrm.data.format import DatasetFormatError, load_metadata
-    from hrm.data.manifest import read_manifest
-    from hrm.evaluation.runner import EvalError, resolve_checkpoint
-    from hrm.models.checkpoint import CheckpointError, is_hrm_checkpoint, load_checkpoint
+    """The run at `path`, opened by hrm.runs.open_run. NOTE: float32 on the CPU whatever the machine: the
+    export and the browser compute in float32."""
+    from hrm.runs import RunError, open_run
 
     try:
-        resolved = resolve_checkpoint(_latest_run(Path(path)))
-        data_path = _recorded_data_path(resolved)
-        overrides = None
-        if not is_hrm_checkpoint(resolved.weights) and data_path is not None:
-            overrides = {"seq_len": load_metadata(data_path, "train").seq_len}
-        # NOTE: float32 whatever the machine: the export and the browser compute in float32.
-        head, config, _ = load_checkpoint(resolved.weights, device="cpu", dtype=torch.float32, arch_overrides=overrides)
-    except (EvalError, CheckpointError, DatasetFormatError) as error:
+        run = open_run(path, device="cpu", dtype="float32", split="train")
+    except RunError as error:
         raise ModelError(str(error)) from None
-    head.eval()
-    manifest = (read_manifest(data_path) if data_path is not None else None) or {}
-    task = detect_task(config.seq_len, config.vocab_size, manifest.get("builder"))
-    box = None
-    if task == "sudoku":
-        from hrm.viz.data import _sudoku_box
-        side = math.isqrt(config.seq_len)
-        box = _sudoku_box((manifest.get("arguments") or {}).get("box")) or sudoku_box(side)
-    return LoadedModel(head, config, resolved.weights, task, box, data_path)
-
-
-def _latest_run(path: Path) -> Path:
-    """A folder of runs (as `hrm demo --output runs/demo` leaves: data/ and run-<time>/) -> its newest run."""
-    if not path.is_dir() or (path / "checkpoints").is_dir() or (path / "model.safetensors").is_file():
-        return path
-    runs = [p for p in path.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()]
-    return max(runs, key=lambda p: p.stat().st_mtime) if runs else path
-
-
-def _recorded_data_path(resolved) -> Path | None:
-    data_path = resolved.run_config.get("data_path")
-    if not data_path:
-        return None
-    path = Path(data_path)
-    if not path.exists() and not path.is_absolute() and resolved.run_dir is not None:
-        path = resolved.run_dir / path
-    return path if path.is_dir() else None
+    config = run.arch
+    box = run.family.box_shape(config.seq_len, run.box) if run.family is not None else None
+    return LoadedModel(run.head, config, run.weights, run.family, box, run.data_path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -99,8 +73,8 @@ def browser_metadata(model: LoadedModel, export: dict[str, Any]) -> dict[str, An
         **export,
         "format": BROWSER_MODEL_FORMAT, "version": 1, "export_format": export["format"],
         "task": model.task, "checkpoint": str(model.path),
-        "board_size": side if model.task == "sudoku" else None, "box": list(model.box) if model.box else None,
-        "puzzle_identifier": 0,          # Sudoku datasets give every puzzle identifier 0 (spec §10.1)
+        "board_size": side if model.box is not None else None, "box": list(model.box) if model.box else None,
+        "puzzle_identifier": 0,          # Sudoku datasets give every puzzle identifier 0 (formats §2)
         "onnx": export["io"],
     }
 
@@ -133,7 +107,7 @@ def export_browser_model(model: LoadedModel, out_dir: str | Path) -> tuple[Path,
 def torch_trajectory(model: LoadedModel, inputs: np.ndarray, labels: np.ndarray | None = None,
                      puzzle_identifier: int = 0, title: str = "") -> Trajectory:
     """Run the eval-mode ACT loop on one puzzle and keep every step's answer."""
-    from hrm.evaluation.loop import run_act
+    from hrm.evaluation.loop import run_batch
 
     inputs = np.asarray(inputs, dtype=np.int32)
     if inputs.shape != (model.config.seq_len,):
@@ -142,6 +116,6 @@ def torch_trajectory(model: LoadedModel, inputs: np.ndarray, labels: np.ndarray 
              "labels": torch.from_numpy(np.full(inputs.shape, IGNORE_LABEL, np.int32) if labels is None
                                         else np.asarray(labels, dtype=np.int32))[None],
              "puzzle_identifiers": torch.tensor([puzzle_identifier], dtype=torch.int32)}
-    out = run_act(model.head, batch, save_steps=True)
-    return Trajectory(inputs, labels, out.step_predictions[0].numpy(), out.step_q_halt_logits[0].numpy(),
-                      out.step_q_continue_logits[0].numpy(), title, model.config.halting_policy.rule)
+    out = run_batch(model.head, batch, save_steps=True)
+    return Trajectory(inputs, labels, out.step_predictions[0], out.step_q_halt[0], out.step_q_continue[0], title,
+                      model.config.halting_policy.rule)

@@ -112,7 +112,7 @@ def draw_trajectory(style: TaskStyle, trajectory: Trajectory, out: str | Path, c
     labels = trajectory.labels
     visible_labels = None if labels is None else np.where(labels == IGNORE_LABEL, 0, labels)
     view = view_box(style, trajectory.inputs, visible_labels)
-    given = trajectory.inputs >= 2 if style.task == "sudoku" else None
+    given = trajectory.inputs >= 2 if style.givens else None
 
     K = len(steps)
     columns = max(6, min(columns, K))          # at least 6: input, target, a gap, and a chart 3 panels wide

@@ -6,7 +6,7 @@
 
 Names: the original's state-dict keys minus `model.inner.` (and a `_orig_mod.` prefix if compiled),
 with the embedding tables renamed to MLX's `weight`. Every tensor must be used and every MLX parameter
-filled (load_weights(strict=True)): the fork's converter silently dropped the puzzle table (§15.1).
+filled (load_weights(strict=True)): the fork's converter silently dropped the puzzle table (semantics §14.2).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def mlx_name(state_dict_key: str) -> str:
 
 def build(arch_dict: dict[str, Any], state: dict[str, Any], source: str, dtype: mx.Dtype = mx.float32) -> HRMInner:
     """An MLX HRMInner for `arch_dict` holding `state` (original key names, arrays of any kind)."""
-    from hrm.export.backends import unsupported
+    from hrm.ports import unsupported
     reason = unsupported("mlx", str(arch_dict.get("name", "hrm_act_v1")))
     if reason:
         raise ValueError(f"{source}: {reason}")
@@ -63,24 +63,22 @@ def _read_state(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
         # mx.load reads bfloat16 (an H_init trained in bf16), which NumPy cannot.
         state = mx.load(str(directory / "model.safetensors" if path.is_dir() else path))
         return meta["arch"], {k: np.array(v.astype(mx.float32)) for k, v in state.items()}, "hrm"
-    # The original's torch.save'd state dicts need torch (and hrm's loader for all_config.yaml).
+    # The original's torch.save'd state dicts need torch (and hrm.runs for all_config.yaml and the dataset).
     from dataclasses import asdict
 
-    import torch
-
-    from hrm.models.checkpoint import load_checkpoint
-    head, config, _ = load_checkpoint(path, dtype=torch.float32)
-    return asdict(config), {k: v.float().numpy() for k, v in head.state_dict().items()}, "original"
+    from hrm.runs import open_run
+    run = open_run(path, device="cpu", dtype="float32")
+    return asdict(run.arch), {k: v.float().numpy() for k, v in run.head.state_dict().items()}, "original"
 
 
 def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[HRMInner, dict[str, Any]]:
-    from hrm.models.checkpoint import resolve_weights
+    from hrm.runs import open_run
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if path.is_dir() and not (path / CONFIG_FILE).is_file():
-        path = resolve_weights(path)          # a run directory: its latest checkpoint
+        path = open_run(path, load=False).weights      # a run directory: its latest checkpoint (no torch model)
     config_path = (path if path.is_dir() else path.parent) / CONFIG_FILE
     if config_path.is_file():
         meta = json.loads(config_path.read_text())

@@ -1,12 +1,12 @@
 """HRM ACT v1 in MLX: `mlx.nn` layers and the `mx.fast` kernels (attention, RMSNorm, RoPE).
 
-    Attention, SwiGLU, Block, ReasoningModule     the layers of spec §5.2-5.6
-    HRMInner                                      one ACT segment with the 1-step gradient (spec §5.7)
-    MlxStep                                       the segment as an `hrm.export.act.StepFunction`
+    Attention, SwiGLU, Block, ReasoningModule     the layers of semantics §5.2-§5.6
+    HRMInner                                      one ACT segment with the 1-step gradient (semantics §6)
+    MlxStep                                       the segment as an `hrm.act_driver.StepFunction`
 
 Parameter names follow the original's state dict without `model.inner.` (hrm.ports.mlx.convert maps
 the three embedding tables, whose MLX attribute is `weight`). The puzzle table, H_init and L_init are
-frozen: the dense optimiser never sees them (the table is trained by SignSGD, spec §8.3).
+frozen: the dense optimiser never sees them (the table is trained by SignSGD, semantics §9.3).
 On Linux this runs on the CPU with `mlx[cpu]`; on macOS on the Apple-silicon GPU.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.ports.numpy.model import Arch
 
 

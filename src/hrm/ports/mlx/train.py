@@ -1,4 +1,4 @@
-"""One HRM training step in MLX: the ACT wrapper, the loss head and the two optimisers (spec §6-8).
+"""One HRM training step in MLX: the ACT wrapper, the loss head and the two optimisers (semantics §7-§9).
 
     Carry, initial_carry       the ACT carry: (z_H, z_L), steps, halted, current_data
     act_loss                   one call of the original's ACTLossHead in training mode: reset halted rows,
@@ -66,7 +66,7 @@ def act_loss(model: HRMInner, puzzle_rows, carry: Carry, halt_exploration_prob: 
              draws: tuple[mx.array, mx.array]):
     """Loss and outputs of one training call, from a carry whose halted rows were already reset.
 
-    `draws` = (uniform (B,), integers in 2..halt_max_steps (B,)): the exploration draws (spec §6).
+    `draws` = (uniform (B,), integers in 2..halt_max_steps (B,)): the exploration draws (semantics §7.3).
     Returns (loss, (z_H, z_L, halted, steps, outputs dict, metrics dict)).
     """
     arch = model.arch
@@ -88,7 +88,7 @@ def act_loss(model: HRMInner, puzzle_rows, carry: Carry, halt_exploration_prob: 
         target_q_continue = mx.stop_gradient(mx.sigmoid(
             mx.where(is_last, next_q_halt, mx.maximum(next_q_halt, next_q_continue))))
 
-    # The loss head (spec §7): labels come from the carry's current data.
+    # The loss head (semantics §8.1): labels come from the carry's current data.
     labels = data["labels"]
     mask = labels != IGNORE_LABEL_ID
     counts = mask.sum(-1)
@@ -118,7 +118,7 @@ def act_loss(model: HRMInner, puzzle_rows, carry: Carry, halt_exploration_prob: 
 
 
 class AdamATan2(optim.Optimizer):
-    """θ ← θ(1 − lr·wd); m, v lerped; θ ← θ − lr/(1 − β1ᵗ) · atan2(m, √v / √(1 − β2ᵗ)) (spec §8.2)."""
+    """θ ← θ(1 − lr·wd); m, v lerped; θ ← θ − lr/(1 − β1ᵗ) · atan2(m, √v / √(1 − β2ᵗ)) (semantics §9.2)."""
 
     def __init__(self, learning_rate: float = 0.0, betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0):
         super().__init__()
@@ -162,7 +162,7 @@ def train_step(model: HRMInner, optimizer: AdamATan2, carry: Carry, batch: dict[
     """
     arch = model.arch
     B = batch["inputs"].shape[0]
-    # 1. Halted rows restart from H_init / L_init and take the new batch's row (spec §6).
+    # 1. Halted rows restart from H_init / L_init and take the new batch's row (semantics §7.2).
     z_H, z_L = model.reset_carry(carry.halted, carry.z_H, carry.z_L)
     data = {k: mx.where(carry.halted.reshape((-1,) + (1,) * (v.ndim - 1)), v, carry.current_data[k])
             for k, v in batch.items()}

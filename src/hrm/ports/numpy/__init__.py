@@ -12,10 +12,12 @@ import numpy as np
 
 from hrm.ports.numpy.model import Arch, NumpyHRM, NumpyInner, PuzzleArch, evaluate, load_hrm_weights
 from hrm.ports.numpy.transformer import NumpyTransformer, TransformerArch
+from hrm.ports.numpy.trm import NumpyTRM, TRMArch
 
 PORTS: dict[str, tuple[type[PuzzleArch], type[NumpyInner]]] = {
     "hrm_act_v1": (Arch, NumpyHRM),
     "transformer": (TransformerArch, NumpyTransformer),
+    "trm": (TRMArch, NumpyTRM),
 }
 
 
@@ -30,5 +32,5 @@ def numpy_model(arch: Mapping[str, Any], weights: Mapping[str, np.ndarray], dtyp
     return model_class(arch_class.from_dict(arch), weights, dtype)
 
 
-__all__ = ["Arch", "NumpyHRM", "NumpyTransformer", "PuzzleArch", "TransformerArch", "PORTS", "evaluate",
+__all__ = ["Arch", "NumpyHRM", "NumpyTransformer", "NumpyTRM", "PuzzleArch", "TransformerArch", "TRMArch", "PORTS", "evaluate",
            "load_hrm_weights", "numpy_model", "port"]

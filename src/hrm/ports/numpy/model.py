@@ -1,12 +1,12 @@
-"""HRM ACT v1 inference in plain NumPy: the minimal-dependency definition of the model (spec §5).
+"""HRM ACT v1 inference in plain NumPy: the minimal-dependency definition of the model (semantics §5, §6).
 
 It reads top to bottom as the spec does, and is the judge of the other backends:
 
     PuzzleArch, Arch      the hyper-parameters the forward pass needs (read from config.json, no torch)
-    rms_norm, rope, attention, swiglu, block, reasoning_module     the layers (spec §5.1-5.6)
+    rms_norm, rope, attention, swiglu, block, reasoning_module     the layers (semantics §5.1-§5.6)
     NumpyInner            what every architecture shares: weights, input embeddings, heads
-    NumpyHRM.__call__     one ACT segment of HRM (spec §5.7)
-    evaluate              the eval ACT loop (hrm.export.act)
+    NumpyHRM.__call__     one ACT segment of HRM (semantics §6)
+    evaluate              the eval ACT loop (hrm.act_driver)
 The transformer baseline's port (hrm.ports.numpy.transformer) builds on the same layers.
 
 Computes in float32 or float64 throughout. The float32 path follows the PyTorch model's numerics
@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hrm.export.act import ACTResult, StepOutputs, run_act
+from hrm.act_driver import ACTResult, StepOutputs, run_act
 from hrm.halting import Q_HALT_GT_Q_CONTINUE
 
 PREFIX = "model.inner."
@@ -94,13 +94,13 @@ def load_hrm_weights(path: str | Path) -> tuple[PuzzleArch, dict[str, np.ndarray
 # Layers
 
 def rms_norm(x: np.ndarray, eps: float) -> np.ndarray:
-    """x / sqrt(mean(x²) + eps), no gain (spec §5.1). NOTE: the mean accumulates in float64."""
+    """x / sqrt(mean(x²) + eps), no gain (semantics §5.1). NOTE: the mean accumulates in float64."""
     ms = np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
     return (x / np.sqrt(ms + eps)).astype(x.dtype)
 
 
 def rope_tables(arch: PuzzleArch, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """cos, sin of shape (T, d): positions 0..T-1 include the puzzle-embedding positions (spec §5.2)."""
+    """cos, sin of shape (T, d): positions 0..T-1 include the puzzle-embedding positions (semantics §5.2)."""
     d = arch.head_dim
     T = arch.puzzle_emb_len + arch.seq_len
     inv_freq = 1.0 / (dtype.type(arch.rope_theta) ** (np.arange(0, d, 2, dtype=dtype) / dtype.type(d)))
@@ -124,7 +124,7 @@ def silu(x: np.ndarray) -> np.ndarray:
 
 
 def attention(h: np.ndarray, w: Mapping[str, np.ndarray], arch: PuzzleArch, cos_sin) -> np.ndarray:
-    """Non-causal multi-head attention, q | k | v heads in one projection, RoPE on q and k (spec §5.3)."""
+    """Non-causal multi-head attention, q | k | v heads in one projection, RoPE on q and k (semantics §5.3)."""
     B, T, _ = h.shape
     H, d = arch.num_heads, arch.head_dim
     qkv = (h @ w["self_attn.qkv_proj.weight"].T).reshape(B, T, 3 * H, d)
@@ -144,13 +144,13 @@ def swiglu(x: np.ndarray, w: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def block(h: np.ndarray, w: Mapping[str, np.ndarray], arch: PuzzleArch, cos_sin) -> np.ndarray:
-    """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h)) (spec §5.5)."""
+    """Post-norm: h ← norm(h + attn(h)); h ← norm(h + mlp(h)) (semantics §5.5)."""
     h = rms_norm(h + attention(h, w, arch, cos_sin), arch.rms_norm_eps)
     return rms_norm(h + swiglu(h, w), arch.rms_norm_eps)
 
 
 def reasoning_module(z: np.ndarray, injection: np.ndarray, layers: list, arch: PuzzleArch, cos_sin) -> np.ndarray:
-    """f(z, injection) = Blocks(z + injection) (spec §5.6)."""
+    """f(z, injection) = Blocks(z + injection) (semantics §5.6)."""
     z = z + injection
     for w in layers:
         z = block(z, w, arch, cos_sin)
@@ -194,7 +194,7 @@ class NumpyInner:
         return [{k: self.get(f"{name}.layers.{i}.{k}") for k in keys} for i in range(n)]
 
     def input_embeddings(self, inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> np.ndarray:
-        """Token embeddings, the puzzle embedding prepended (zero-padded to P·D), scaled by √D (spec §5.7)."""
+        """Token embeddings, the puzzle embedding prepended (zero-padded to P·D), scaled by √D (semantics §6.1)."""
         arch, D = self.arch, self.arch.hidden_size
         x = self.embed_tokens[inputs]                                          # (B, S, D)
         if self.puzzle_emb is not None:
@@ -214,7 +214,7 @@ class NumpyInner:
 
 
 class NumpyHRM(NumpyInner):
-    """One ACT step of HRM in NumPy; an `hrm.export.act.StepFunction`."""
+    """One ACT step of HRM in NumPy; an `hrm.act_driver.StepFunction`."""
 
     def __init__(self, arch: Arch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
         super().__init__(arch, weights, dtype)
@@ -236,6 +236,6 @@ class NumpyHRM(NumpyInner):
 
 
 def evaluate(model: NumpyInner, inputs: np.ndarray, puzzle_identifiers: np.ndarray, halt_early: bool = False) -> ACTResult:
-    """The eval ACT loop: a fresh carry, `halt_max_steps` steps, the last step's argmax (spec §8.6)."""
+    """The eval ACT loop: a fresh carry, `halt_max_steps` steps, the last step's argmax (semantics §11.1)."""
     return run_act(model, inputs, puzzle_identifiers, model.arch.halt_max_steps, halt_early=halt_early,
                    halt_rule=model.halt_rule)

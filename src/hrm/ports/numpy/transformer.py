@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hrm.export.act import StepOutputs
+from hrm.act_driver import StepOutputs
 from hrm.ports.numpy.model import NumpyInner, PuzzleArch, reasoning_module
 
 
@@ -20,7 +20,7 @@ class TransformerArch(PuzzleArch):
 
 
 class NumpyTransformer(NumpyInner):
-    """One ACT step of the baseline; an `hrm.export.act.StepFunction`."""
+    """One ACT step of the baseline; an `hrm.act_driver.StepFunction`."""
 
     def __init__(self, arch: TransformerArch, weights: Mapping[str, np.ndarray], dtype: str | np.dtype = np.float32):
         super().__init__(arch, weights, dtype)

@@ -8,7 +8,7 @@ import { SolvePanel } from "./solve.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 200;
-// Identifier 0 is the "<blank>" identifier: every Sudoku and maze puzzle has it (spec §9.1, §10).
+// Identifier 0 is the "<blank>" identifier: every Sudoku and maze puzzle has it (formats §1, §2).
 const BLANK_ID = 0;
 
 const state = {

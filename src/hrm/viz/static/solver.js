@@ -1,6 +1,6 @@
 // The model in the browser: onnxruntime-web (WebAssembly backend, vendored under /static/vendor/)
 // runs the ONNX export of one ACT step, and this file drives the ACT loop as the model does in eval
-// mode (spec §6): reset the carry to the model's initial state, then halt_max_steps steps on the same
+// mode (semantics §7): reset the carry to the model's initial state, then halt_max_steps steps on the same
 // puzzle, the carry of each step feeding the next. Each step's answer is the argmax of its logits.
 //
 // /model/model.json says which graph input and output plays which role (metadata.onnx), so the loop

@@ -1,5 +1,5 @@
 // Sudoku text <-> tokens, and checking an answer. Tokens are the dataset builder's: PAD 0, blank 1,
-// digit d -> d + 1 (spec §10.1), for an N x N board with (boxRows x boxCols) boxes.
+// digit d -> d + 1 (formats §2), for an N x N board with (boxRows x boxCols) boxes.
 
 const BLANKS = new Set([".", "0", "_", "*", "?"]);
 const SEPARATORS = new Set(["|", "+", "-", "=", ",", ";"]);

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hrm.models.reference import (INIT_MAX_DIFFERING, INIT_MAX_ULP, Fixture, ReferenceRun, compare, format_report, main,
+from hrm.reference.hrm import (INIT_MAX_DIFFERING, INIT_MAX_ULP, Fixture, ReferenceRun, compare, format_report, main,
                                   ulp_distances)
 
 @pytest.fixture(scope="module")

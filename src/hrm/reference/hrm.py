@@ -13,17 +13,18 @@ model under the procedures below. We replay each procedure with our model and co
   train            training-mode calls with the recorded exploration draws injected
   train (torch RNG) the same calls drawing from torch's CPU RNG, seeded as recorded
   variant_*        eval with learned positions, and with a 2-position puzzle embedding
+A TRM fixture holds more groups (sign-SGD, optimiser steps, EMA, mlp_t and puzzle-length variants); its
+procedures are hrm.reference.trm's, on top of these.
 
 Floats must agree within the sidecar's atol/rtol; booleans, step counts and integer metrics exactly.
 
 A fixture may hold only some of these groups: we replay the ones whose records it holds, report a line for
 each one it does not, and pass if what it holds passes. A fixture that cannot be read (sidecar not JSON or
 missing a key, records missing, truncated, or not fitting the index or the config) is a one-line error,
-exit status 2, as is a fixture of an architecture this hrm does not implement yet.
+exit status 2, as is a fixture of an architecture this hrm has no replay for.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -33,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from hrm.models import HRMConfig, build_model
+from hrm.models import architecture as registered_architecture
+from hrm.models import build_model
 from hrm.models.checkpoint import CheckpointError, load_state_into, read_safetensors
 
 
@@ -73,11 +75,12 @@ class FixtureError(ValueError):
 
 
 # The sidecar's config keys that fix the architecture: the recorded model is only rebuilt faithfully if
-# none of them falls back to one of HRMConfig's defaults.
+# none of them falls back to one of the config class's defaults (TRM's extra fields default to the official
+# class defaults).
 REQUIRED_CONFIG = ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers", "H_cycles", "L_cycles",
                    "H_layers", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
                    "puzzle_emb_ndim", "rms_norm_eps", "rope_theta", "halt_max_steps", "halt_exploration_prob")
-SUPPORTED_ARCHITECTURES = ("hrm_act_v1",)
+SUPPORTED_ARCHITECTURES = ("hrm_act_v1", "trm")
 # The original files every recording lists besides its model file.
 _SHARED_FILES = {"common.py", "layers.py", "losses.py", "sparse_embedding.py", "ema.py"}
 EXPLORATION_DRAWS = ("explore_rand", "explore_randint")
@@ -135,6 +138,7 @@ class Fixture:
         if architecture not in SUPPORTED_ARCHITECTURES:
             raise self._error(f"architecture {architecture!r} ({where}) is not available yet; "
                               f"hrm checks {', '.join(SUPPORTED_ARCHITECTURES)} fixtures")
+        self.architecture = architecture
         for key in ("config", "records", "seeds"):
             if key not in meta:
                 raise self._error(f"the sidecar has no {key!r} key")
@@ -198,10 +202,11 @@ class Fixture:
                 raise FixtureError(f"{records_path}: record {name!r} has shape {list(tensor.shape)}; "
                                    f"config batch_size {B} needs [{B}] (one draw per row)")
 
-    def config(self, **changes) -> HRMConfig:
-        fields = {f.name for f in dataclasses.fields(HRMConfig)}
+    def config(self, **changes):
+        cls = registered_architecture(self.architecture).config
+        fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in self.meta["config"].items() if k in fields}
-        return HRMConfig(**{**values, **changes})
+        return cls(**{**values, **changes})
 
     def params(self, prefix: str = "param.") -> dict[str, torch.Tensor]:
         return {k.removeprefix(prefix): v for k, v in self.records.items() if k.startswith(prefix)}
@@ -215,9 +220,9 @@ class Fixture:
     def has_prefix(self, prefix: str | tuple[str, ...]) -> bool:
         return any(name.startswith(prefix) for name in self.records)
 
-    def calls(self, prefix: str) -> int:
-        """The number of training calls recorded under `prefix` (its largest callN)."""
-        pattern = re.compile(rf"{re.escape(prefix)}\.call(\d+)\.")
+    def calls(self, prefix: str, unit: str = "call") -> int:
+        """The number of training calls recorded under `prefix` (its largest callN; stepN with unit="step")."""
+        pattern = re.compile(rf"{re.escape(prefix)}\.{unit}(\d+)\.")
         numbers = [int(m.group(1)) for name in self.records if (m := pattern.match(name))]
         return max(numbers, default=0)
 
@@ -263,7 +268,22 @@ def ulp_distances(ours: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 class ReferenceRun:
-    """Replays the fixture's procedures with our model and collects comparisons by group."""
+    """Replays the fixture's procedures with our model and collects comparisons by group (HRM's; other
+    architectures subclass it, see `runner`)."""
+
+    # The groups a complete fixture holds, and the records of each (what a missing group's line names).
+    GROUPS = {
+        "init": "param.*",
+        "eval": "eval.step*",
+        "train_noexplore": "train_noexplore.call*",
+        "grad": "grad.* (call-1 gradients)",
+        "train": "train.call* (outputs and the exploration draws to inject)",
+        "train (torch RNG)": "train.call* (outputs)",
+        "variant_learned": "variant_learned.*",
+        "variant_pe80": "variant_pe80.*",
+    }
+    # The outputs of the loss head compared wherever they are recorded.
+    RETURN_KEYS = ("logits", "q_halt_logits", "q_continue_logits", "target_q_continue", "preds")
 
     def __init__(self, fixture: Fixture):
         self.fx = fixture
@@ -281,19 +301,25 @@ class ReferenceRun:
         load_state_into(head, params if params is not None else self.fx.params(), str(self.fx.json_path))
         return head
 
+    def init_records(self) -> list[tuple[str, dict]]:
+        """(record prefix, config changes): the models whose fresh init the fixture records."""
+        return [("param.", {}), ("variant_learned.param.", {"pos_encodings": "learned"})]
+
     # --- procedures ---------------------------------------------------------------------------------
 
     def run_init(self) -> None:
+        """Every recorded tensor of a fresh model built under the seed, the perturbed ones aside (a variant's
+        prefix may hold only the tensors that differ from the main model's, e.g. embed_pos)."""
         seed = self.fx.meta["seeds"]["model_init"]
         perturbed = set(self.fx.meta.get("perturbed_tensors", {}).get("names", []))
-        torch.manual_seed(seed)
-        fresh = build_model(self.fx.config(), forward_dtype=torch.float32).state_dict()
-        ours = {f"param.{key}": value for key, value in fresh.items() if key not in perturbed}
-        if self.fx.has("variant_learned.param.model.inner.embed_pos.embedding_weight"):
+        ours = {}
+        for prefix, changes in self.init_records():
+            if not self.fx.has_prefix(prefix):
+                continue
             torch.manual_seed(seed)
-            learned = build_model(self.fx.config(pos_encodings="learned"), forward_dtype=torch.float32)
-            ours["variant_learned.param.model.inner.embed_pos.embedding_weight"] = \
-                learned.state_dict()["model.inner.embed_pos.embedding_weight"]
+            fresh = build_model(self.fx.config(**changes), forward_dtype=torch.float32).state_dict()
+            ours.update({f"{prefix}{key}": value for key, value in fresh.items()
+                         if key not in perturbed and self.fx.has(f"{prefix}{key}")})
         for name, value in ours.items():
             self.check("init", name, value)
         # Not the float tolerance: the ulp bounds of INIT_MAX_ULP and INIT_MAX_DIFFERING.
@@ -312,8 +338,7 @@ class ReferenceRun:
             step = 0
             while True:
                 step += 1
-                carry, loss, metrics, outputs, all_halted = head(
-                    carry, batch, return_keys=("logits", "q_halt_logits", "q_continue_logits"))
+                carry, loss, metrics, outputs, all_halted = head(carry, batch, return_keys=self.RETURN_KEYS)
                 p = f"{prefix}.step{step}"
                 for k, v in outputs.items():
                     self.check(group, f"{p}.{k}", v)
@@ -327,10 +352,13 @@ class ReferenceRun:
                 if all_halted or step > 64:
                     break
 
-    def run_train(self, group: str, prefix: str, inject: bool, grad_group: str | None = None, **changes) -> None:
-        """The training-mode calls recorded under `prefix`; the call-1 `grad.*` records (when prefix is
-        "train") are compared under `grad_group`, or under `group` when that is None."""
-        head = self.model(**changes)
+    def run_train(self, group: str, prefix: str, inject: bool, grad_group: str | None = None,
+                  params: dict[str, torch.Tensor] | None = None, call1_grads: str | None = None, **changes) -> None:
+        """The training-mode calls recorded under `prefix`. The call-1 gradients are the records
+        `call1_grads.*` (default: `grad.*` when prefix is "train", else `{prefix}.call1.grad.*`), compared
+        under `grad_group`, or under `group` when that is None; later calls' are `{prefix}.callN.grad.*`.
+        Without injection our exploration draws (torch's CPU RNG) are compared with the recorded ones."""
+        head = self.model(params, **changes)
         head.train()
         act = head.model
         call_no = 0
@@ -339,15 +367,22 @@ class ReferenceRun:
                 return (self.fx.records[f"{prefix}.call{call_no}.explore_rand"],
                         self.fx.records[f"{prefix}.call{call_no}.explore_randint"])
             act.exploration_draws = recorded_draws
+        else:
+            torch_draws = act.exploration_draws
+
+            def compared_draws(q_halt, steps):
+                draws = torch_draws(q_halt, steps)
+                for name, draw in zip(EXPLORATION_DRAWS, draws):
+                    self.check(group, f"{prefix}.call{call_no}.{name}", draw)
+                return draws
+            act.exploration_draws = compared_draws
         params = dict(head.named_parameters())
         torch.manual_seed(self.fx.meta["seeds"].get("train_rng", 1234))
         carry = head.initial_carry(self.fx.batch(1))
         # As many calls as the fixture recorded; one when it holds only the call-1 gradients.
         n_calls = max(self.fx.calls(prefix), 1)
         for call_no in range(1, n_calls + 1):
-            carry, loss, metrics, outputs, _ = head(
-                carry, self.fx.batch(call_no),
-                return_keys=("logits", "q_halt_logits", "q_continue_logits", "target_q_continue"))
+            carry, loss, metrics, outputs, _ = head(carry, self.fx.batch(call_no), return_keys=self.RETURN_KEYS)
             ((1 / self.fx.batch_size) * loss).backward()
             p = f"{prefix}.call{call_no}"
             for k, v in outputs.items():
@@ -365,9 +400,10 @@ class ReferenceRun:
             grads = {k: p_.grad for k, p_ in params.items() if p_.grad is not None}
             if puzzle_emb is not None and puzzle_emb.local_weights.grad is not None:
                 grads["model.inner.puzzle_emb.local_weights"] = puzzle_emb.local_weights.grad
-            grad_prefix = "grad" if (prefix == "train" and call_no == 1) else f"{p}.grad"
+            call1 = call1_grads or ("grad" if prefix == "train" else None)
+            grad_prefix = call1 if (call1 and call_no == 1) else f"{p}.grad"
             for k, g in grads.items():
-                self.check(grad_group if grad_prefix == "grad" and grad_group else group, f"{grad_prefix}.{k}", g)
+                self.check(grad_group if grad_prefix == call1 and grad_group else group, f"{grad_prefix}.{k}", g)
             head.zero_grad(set_to_none=True)
             if puzzle_emb is not None:
                 puzzle_emb.local_weights.grad = None
@@ -401,7 +437,7 @@ class ReferenceRun:
             # do not depend on the exploration.
             self.run_train("train (torch RNG)", "train", inject=False, grad_group=None if injectable else "grad")
         self.run_variants()
-        self.absent = {group: self._absent_reason(group) for group in GROUPS if group not in self.groups}
+        self.absent = {group: self._absent_reason(group) for group in self.GROUPS if group not in self.groups}
         return self.groups
 
     def _absent_reason(self, group: str) -> str:
@@ -409,20 +445,18 @@ class ReferenceRun:
             calls = ", ".join(map(str, self.fx.missing_draws()))
             return (f"the fixture holds no exploration draws (train.callN.explore_rand, explore_randint) "
                     f"for call {calls}; the torch RNG run below compares these calls")
-        return f"the fixture holds no records {GROUPS[group]}"
+        return f"the fixture holds no records {self.GROUPS[group]}"
 
 
-# The groups a complete fixture holds, and the records of each (what a missing group's line names).
-GROUPS = {
-    "init": "param.*",
-    "eval": "eval.step*",
-    "train_noexplore": "train_noexplore.call*",
-    "grad": "grad.* (call-1 gradients)",
-    "train": "train.call* (outputs and the exploration draws to inject)",
-    "train (torch RNG)": "train.call* (outputs)",
-    "variant_learned": "variant_learned.*",
-    "variant_pe80": "variant_pe80.*",
-}
+GROUPS = ReferenceRun.GROUPS            # HRM's groups
+
+
+def runner(fixture: Fixture) -> ReferenceRun:
+    """The replay of the fixture's architecture."""
+    if fixture.architecture == "trm":
+        from hrm.reference.trm import TRMReferenceRun      # it builds on this module
+        return TRMReferenceRun(fixture)
+    return ReferenceRun(fixture)
 
 
 def format_report(groups: dict[str, GroupReport], absent: dict[str, str] | None = None) -> str:
@@ -449,16 +483,21 @@ def format_report(groups: dict[str, GroupReport], absent: dict[str, str] | None 
     return "\n".join(lines)
 
 
+def spec():
+    from hrm.cli_args import Command, Option
+    return Command("hrm check-reference", "Compare hrm's model with a fixture recorded from the original code.", [
+        Option("fixture", Path, positional=True, required=True,
+               help="the fixture's JSON sidecar (its .safetensors lies beside it)")])
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrm check-reference",
-                                     description="Compare hrm's model with a fixture recorded from the original code.")
-    parser.add_argument("fixture", type=Path, help="the fixture's JSON sidecar (its .safetensors lies beside it)")
-    args = parser.parse_args(argv)
+    args = spec().parse_or_exit(argv)
     if not args.fixture.is_file():
-        parser.exit(2, f"hrm check-reference: {args.fixture}: no such file\n")
+        print(f"hrm check-reference: {args.fixture}: no such file", file=sys.stderr)
+        return 2
     try:
         fixture = Fixture(args.fixture)
-        run = ReferenceRun(fixture)
+        run = runner(fixture)
         groups = run.run_all()
     except (FixtureError, CheckpointError) as e:        # CheckpointError: param.* do not fit the config's model
         print(f"hrm check-reference: {e}", file=sys.stderr)

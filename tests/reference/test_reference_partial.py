@@ -1,5 +1,5 @@
 """`hrm check-reference` on fixtures other than the complete one: fixtures holding only some record groups,
-malformed fixtures (one-line errors, exit status 2) and the TRM fixture, whose architecture is not here yet."""
+malformed fixtures (one-line errors, exit status 2) and fixtures of architectures without a replay."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from hrm.cli import main as hrm_main
-from hrm.models.reference import GROUPS, main
+from hrm.reference.hrm import GROUPS, main
 from reference_helpers import fixture_path
 
 SOURCE = "hrm_act_v1_small"
@@ -239,24 +239,33 @@ def test_the_cli_entry_returns_the_error_status(tmp_path, capsys):
                           "no such file")
 
 
-# --- the TRM fixture -------------------------------------------------------------------------------
+# --- architectures: the fixture names its model ------------------------------------------------------
 
-def test_trm_fixture_says_its_architecture_is_not_available_yet(tmp_path, capsys):
-    line = assert_one_line_error(fixture_path("trm_small.json"), capsys, "trm_small.json",
-                                 "architecture 'trm'", "models/recursive_reasoning/trm.py", "not available yet")
-    assert "hrm_act_v1" in line
+def test_a_fixture_of_an_architecture_without_a_replay_says_so(tmp_path, capsys):
+    """The official repository's ablations (trm_singlez, trm_hier6) are not here: a one-line error."""
+    meta = json.loads(fixture_path("trm_small.json").read_text())
+    files = meta["original_files_sha256"]
+    files["models/recursive_reasoning/trm_singlez.py"] = files.pop("models/recursive_reasoning/trm.py")
+    (tmp_path / "singlez.json").write_text(json.dumps(meta))              # no safetensors beside it
+    line = assert_one_line_error(tmp_path / "singlez.json", capsys, "singlez.json", "architecture 'trm_singlez'",
+                                 "models/recursive_reasoning/trm_singlez.py", "not available yet")
+    assert "hrm_act_v1, trm" in line
 
 
 def test_an_explicit_config_name_decides_the_architecture(tmp_path, capsys):
     """A fixture whose config names its model (the original's `module@Class`) is judged by that name."""
     path = write_fixture(tmp_path, edit_meta=lambda meta: meta["config"].update(
+        name="recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1"))
+    assert_one_line_error(path, capsys, "architecture 'trm_hier6'", "config.name")
+    # Named TRM, the HRM recording is rebuilt as a TRM, whose weights it does not hold.
+    path = write_fixture(tmp_path, name="as_trm", drop=lambda k: k.startswith("variant_"), edit_meta=lambda meta: meta["config"].update(
         name="recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1"))
-    assert_one_line_error(path, capsys, "architecture 'trm'", "config.name")
+    assert_one_line_error(path, capsys, "does not fit the model", "unexpected keys: model.inner.H_level")
 
 
-def test_a_copied_trm_fixture_is_refused_before_its_records_are_read(tmp_path, capsys):
+def test_a_copied_trm_fixture_without_its_records_is_a_one_line_error(tmp_path, capsys):
     shutil.copy(fixture_path("trm_small.json"), tmp_path / "trm.json")      # no safetensors beside it
-    assert_one_line_error(tmp_path / "trm.json", capsys, "architecture 'trm'")
+    assert_one_line_error(tmp_path / "trm.json", capsys, "trm.safetensors", "no such file")
 
 
 def test_the_complete_fixture_reports_no_absent_group(capsys):
