@@ -19,6 +19,11 @@ import torch
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
+class DeviceError(ValueError, RuntimeError):
+    """A device or dtype that torch or this machine cannot give; the message names it, where it came from and
+    what to choose instead. (A RuntimeError too, as these errors were before.)"""
+
+
 @dataclass(frozen=True)
 class DeviceChoice:
     device: torch.device
@@ -45,19 +50,20 @@ def cpu_has_native_bf16() -> bool:
     return bool(check and check())
 
 
-def parse_dtype(name: str) -> torch.dtype:
+def parse_dtype(name: str, source: str = "") -> torch.dtype:
     if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)} or 'auto'")
+        where = f"{source}: " if source else ""
+        raise DeviceError(f"{where}unknown dtype {name!r}; choose one of {', '.join(DTYPES)} or 'auto'")
     return DTYPES[name]
 
 
 def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
     """The device to run on, and why it was chosen."""
     if requested and requested != "auto":
-        return _checked(torch.device(requested)), f"{requested} requested"
+        return _checked(requested, "device"), f"{requested} requested"
     env = os.environ.get("HRM_DEVICE")
     if env:
-        return _checked(torch.device(env)), "HRM_DEVICE"
+        return _checked(env, "HRM_DEVICE"), "HRM_DEVICE"
     if torch.cuda.is_available():
         return torch.device("cuda"), "CUDA is available"
     if torch.backends.mps.is_available():
@@ -65,11 +71,22 @@ def pick_device(requested: str | None = None) -> tuple[torch.device, str]:
     return torch.device("cpu"), "no CUDA or MPS device"
 
 
-def _checked(device: torch.device) -> torch.device:
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} was requested but CUDA is not available in this torch build/machine")
+def _checked(name: str, source: str) -> torch.device:
+    """`name` as a device this machine has, or a DeviceError naming `source` (the key or variable it came from)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise DeviceError(f"{source}={name}: unknown device; choose auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"{source}={name}: this device is not supported; choose auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{source}={name}: CUDA is not available in this torch build or on this machine "
+                              "(device=cpu or device=auto runs without it)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"{source}={name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device mps was requested but Apple MPS is not available")
+        raise DeviceError(f"{source}={name}: Apple MPS is not available (device=cpu or device=auto runs without it)")
     return device
 
 
@@ -86,10 +103,10 @@ def runs_natively(device: torch.device, dtype: torch.dtype) -> bool:
 def pick_dtype(device: torch.device, requested: str | None = None, trained: str | None = None) -> tuple[torch.dtype, str]:
     """The forward dtype for `device`, and why. `trained`: the dtype a checkpoint was trained in."""
     if requested and requested != "auto":
-        return parse_dtype(requested), f"{requested} requested"
+        return parse_dtype(requested, "dtype"), f"{requested} requested"
     env = os.environ.get("HRM_DTYPE")
     if env:
-        return parse_dtype(env), "HRM_DTYPE"
+        return parse_dtype(env, "HRM_DTYPE"), "HRM_DTYPE"
     if trained and trained in DTYPES:
         if runs_natively(device, DTYPES[trained]):
             return DTYPES[trained], f"the checkpoint's training dtype {trained}"

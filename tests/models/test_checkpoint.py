@@ -156,3 +156,49 @@ def test_missing_config_is_named(tmp_path, fixture):
         load_checkpoint(tmp_path / "step_1")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope")
+
+
+def _saved(tmp_path, fixture):
+    from hrm.reference.hrm import ReferenceRun
+    save_weights(ReferenceRun(fixture).model(), fixture.config(), tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
+def _edit_config(path, change):
+    import json
+    meta = json.loads((path / "config.json").read_text())
+    change(meta)
+    (path / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m.pop("arch"), "the key 'arch'"),
+    (lambda m: m.update(arch="hrm_act_v1"), "'arch' must be a mapping"),
+    (lambda m: m["arch"].update(hidden_size="64"), "arch.hidden_size must be an integer, got '64'"),
+    (lambda m: m["arch"].update(expansion=[4]), "arch.expansion must be a number"),
+    (lambda m: m["arch"].update(pos_encodings=3), "arch.pos_encodings must be a string"),
+    (lambda m: m["arch"].update(name=7), "arch.name must be a string"),
+    (lambda m: m["arch"].update(num_heads=0), "num_heads must be >= 1"),
+    (lambda m: m["arch"].update(loss=[1]), "arch.loss must be a mapping"),
+])
+def test_a_malformed_config_json_names_the_key(tmp_path, fixture, change, message):
+    path = _saved(tmp_path, fixture)
+    _edit_config(path, change)
+    with pytest.raises(CheckpointError, match=message.replace("[", r"\[")) as caught:
+        load_checkpoint(path, dtype=torch.float32)
+    assert "config.json" in str(caught.value)
+
+
+def test_sizes_that_do_not_match_the_weights_are_refused_before_allocating(tmp_path, fixture, monkeypatch):
+    """A config.json claiming 2**40 tokens is compared with the weights on the meta device: the error comes
+    without a model of that size ever being built on the CPU."""
+    import hrm.models.checkpoint as checkpoint
+
+    path = _saved(tmp_path, fixture)
+    _edit_config(path, lambda m: m["arch"].update(vocab_size=2**40))
+    built = []
+    real = checkpoint.build_model
+    monkeypatch.setattr(checkpoint, "build_model", lambda config, **kw: built.append(kw["device"]) or real(config, **kw))
+    with pytest.raises(CheckpointError, match="embed_tokens.embedding_weight: file has"):
+        load_checkpoint(path, dtype=torch.float32)
+    assert built == ["meta"]

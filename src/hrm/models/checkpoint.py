@@ -12,8 +12,10 @@ adds, and their architecture comes from `all_config.yaml` beside them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import typing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,7 +23,7 @@ from typing import Any, Iterable
 import torch
 
 from hrm.files import atomic_write, atomic_write_text
-from hrm.models import ACTLossHead, HRMConfig, arch_config, build_model
+from hrm.models import ACTLossHead, HRMConfig, arch_config, architecture, build_model
 
 FORMAT = "hrm-weights"
 VERSION = 1
@@ -43,11 +45,75 @@ def arch_to_dict(config) -> dict[str, Any]:
 
 def arch_from_dict(values: dict[str, Any], source: str = "config"):
     """The config of the architecture named by values["name"] (hrm.models' registry), with the originals'
-    extras accepted (class-path names, loss.name, causal, forward_dtype)."""
+    extras accepted (class-path names, loss.name, causal, forward_dtype). Each value must have its field's
+    type (a number where a number belongs): the error names the key."""
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{source}: 'arch' must be a mapping of architecture keys, got {type(values).__name__}")
+    name = values.get("name", "hrm_act_v1")
+    if not isinstance(name, str):
+        raise CheckpointError(f"{source}: arch.name must be a string, got {name!r}")
+    try:
+        cls = architecture(name).config
+    except ValueError as e:
+        raise CheckpointError(f"{source}: arch.name: {e}") from None
+    hints = typing.get_type_hints(cls)
+    values = dict(values)
+    for key, value in values.items():
+        tp = hints.get(key)
+        if tp is float and isinstance(value, str):        # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                values[key] = value = float(value)
+            except ValueError:
+                pass
+        expected = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp)
+        if expected is None:
+            continue
+        ok = (isinstance(value, bool) if tp is bool else
+              isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
+              isinstance(value, tp) and not isinstance(value, bool))
+        if not ok:
+            raise CheckpointError(f"{source}: arch.{key} must be {expected}, got {value!r}")
+    if "loss" in values and not isinstance(values["loss"], (dict, type(None))):
+        raise CheckpointError(f"{source}: arch.loss must be a mapping, got {values['loss']!r}")
     try:
         return arch_config(values)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: {e}") from None
+
+
+def read_json(path: Path, what: str = "JSON file") -> Any:
+    """A JSON file's value, or a one-line CheckpointError naming the file (and line and column)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the {what}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not a UTF-8 text file (byte {e.start}); the {what} is damaged") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: JSON nested too deeply; the {what} is damaged") from None
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A run's all_config.yaml as a plain mapping, or a one-line CheckpointError naming the file."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise CheckpointError(f"{where}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: must be a mapping of config keys, got {type(value).__name__}")
+    return value
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -64,15 +130,27 @@ def save_weights(head: ACTLossHead, config, directory: str | Path, extra: dict[s
     `trained_dtype` (default: the dtype `head` computes in) is recorded as "dtype": the dtype the weights
     were trained in, which `hrm eval`, `hrm solve` and the exporters use by default.
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     state = {k: v.detach().to("cpu").contiguous() for k, v in strip_prefix(head.state_dict()).items()}
-    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_safetensors(state, tmp, {"format": FORMAT}))
     dtype = trained_dtype or dtype_name(head.model.inner.forward_dtype)
     meta = {"format": FORMAT, "version": VERSION, "arch": arch_to_dict(config), "dtype": dtype, **(extra or {})}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return directory
+
+
+def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, with an I/O failure (a full disk) raised as the OSError it is, naming `path`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(state, str(path), metadata=metadata)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        if code:
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from e
+        raise
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -103,9 +181,9 @@ def read_original_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return strip_prefix(state)
 
 
-def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `state` into `head`, with an error that names every missing, unexpected or mis-shaped key."""
-    expected = head.state_dict()
+def check_state_fits(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str) -> None:
+    """A CheckpointError naming every missing, unexpected or mis-shaped key of `state` against `expected`
+    (a state dict; its tensors may be on the meta device)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     misshaped = [f"{k}: file has {tuple(state[k].shape)}, model expects {tuple(v.shape)}"
@@ -119,6 +197,12 @@ def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: s
         problems.append("mis-shaped tensors: " + "; ".join(misshaped))
     if problems:
         raise CheckpointError(f"{source} does not fit the model ({'; '.join(problems)})")
+
+
+def load_state_into(head: ACTLossHead, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy `state` into `head`, with an error that names every missing, unexpected or mis-shaped key."""
+    expected = head.state_dict()
+    check_state_fits(expected, state, source)
     with torch.no_grad():
         for k, v in expected.items():
             v.copy_(state[k])                 # copy_ casts, e.g. the original's bf16 H_init into float32
@@ -141,14 +225,16 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     the learned position table when there is one; with RoPE it comes from the dataset named by
     `data_path` in all_config.yaml, or from `overrides`.
     """
-    import yaml
-
     overrides = dict(overrides or {})
     yaml_path = find_all_config(path)
     if yaml_path is None and "hidden_size" not in overrides:
         raise CheckpointError(f"{path}: no all_config.yaml beside the checkpoint; it holds the architecture")
-    full = yaml.safe_load(yaml_path.read_text()) if yaml_path else {}
+    full = read_yaml_mapping(yaml_path) if yaml_path else {}
+    if not isinstance(full.get("arch", {}), dict):
+        raise CheckpointError(f"{yaml_path}: 'arch' must be a mapping of architecture keys")
     arch = dict(full.get("arch", {}))
+    if "model.inner.embed_tokens.embedding_weight" not in state:
+        raise CheckpointError(f"{path}: not an HRM state dict (no model.inner.embed_tokens.embedding_weight)")
 
     arch["vocab_size"] = state["model.inner.embed_tokens.embedding_weight"].shape[0]
     if "model.inner.puzzle_emb.weights" in state:
@@ -156,7 +242,8 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     else:
         arch["puzzle_emb_ndim"] = 0
         arch.setdefault("num_puzzle_identifiers", 1)
-    arch.setdefault("batch_size", max(1, int(full.get("global_batch_size", 1))))
+    batch = full.get("global_batch_size", 1)
+    arch.setdefault("batch_size", max(1, batch) if isinstance(batch, int) and not isinstance(batch, bool) else 1)
     if "seq_len" not in arch and "seq_len" not in overrides:
         if "model.inner.embed_pos.embedding_weight" in state:
             hidden = arch.get("hidden_size", HRMConfig.hidden_size)
@@ -235,12 +322,15 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
         config_path = weights.parent / CONFIG_FILE
         if not config_path.is_file():
             raise CheckpointError(f"{weights}: {CONFIG_FILE} is missing beside the weights")
-        try:
-            meta = json.loads(config_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{config_path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+        meta = read_json(config_path, "weights config")
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{config_path}: must be a JSON object, got {type(meta).__name__}")
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"{config_path}: not an hrm weights config (format={meta.get('format')!r})")
+        if "arch" not in meta:
+            raise CheckpointError(f"{config_path}: the key 'arch' (the architecture) is missing")
+        if not isinstance(meta["arch"], dict):
+            raise CheckpointError(f"{config_path}: 'arch' must be a mapping of architecture keys, got {meta['arch']!r}")
         arch = {**meta["arch"], **(arch_overrides or {})}
         config = arch_from_dict(arch, source=str(config_path))
         state = read_safetensors(weights)
@@ -255,6 +345,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
     if dtype is None:
         from hrm.device import pick_dtype
         dtype, _ = pick_dtype(torch.device(device), trained=trained_dtype(path))
+    # The shapes are checked on a model without storage first: a config whose sizes were damaged
+    # (vocab_size 2**40) is reported, not allocated.
+    with torch.device("meta"):
+        expected = build_model(config, forward_dtype=dtype, device="meta").state_dict()
+    check_state_fits(expected, state, source)
     head = build_model(config, forward_dtype=dtype, device="cpu")
     load_state_into(head, state, source)
     return head.to(device), config, info

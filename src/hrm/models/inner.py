@@ -27,6 +27,19 @@ class PuzzleConfig:
     POS_ENCODINGS = ("rope", "learned")         # the values `pos_encodings` may take (TRM adds "none")
 
     def __post_init__(self):
+        # Sizes and counts an architecture has (a missing field is skipped): >= 1, so that no size is zero
+        # or negative by the time a layer divides by it or allocates it.
+        for name in ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size", "hidden_size", "num_heads",
+                     "H_cycles", "L_cycles"):
+            if hasattr(self, name) and not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("H_layers", "L_layers"):          # 0 is an architecture's choice (TRM has no H stack)
+            if hasattr(self, name) and not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if getattr(self, "puzzle_emb_ndim", 0) < 0:
+            raise ValueError(f"puzzle_emb_ndim must be >= 0, got {self.puzzle_emb_ndim}")
+        if not 0 <= getattr(self, "halt_exploration_prob", 0) <= 1:
+            raise ValueError(f"halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.pos_encodings not in self.POS_ENCODINGS:

@@ -11,6 +11,7 @@ overrides use the original's key names, so its command lines work after `hrm tra
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -100,13 +101,21 @@ def train_main(argv: list[str]) -> int:
         return 0
 
     from hrm.data import DatasetFormatError
+    from hrm.device import DeviceError
+    from hrm.files import describe_os_error
+    from hrm.training.run_lock import RunLockedError
     from hrm.training.trainer import train
 
+    # Bad input (the config, the data, a damaged run, a device this machine lacks, a run another process
+    # writes) exits 2; a run that fails on the way (a full disk) exits 1. Both with one line, no traceback.
     try:
         result = train(config)
-    except (ConfigError, CheckpointError, DatasetFormatError, FileExistsError) as e:
+    except (ConfigError, CheckpointError, DatasetFormatError, DeviceError, RunLockedError, FileExistsError) as e:
         print(f"hrm train: {e}", file=sys.stderr)
-        return 1
+        return 2
+    except OSError as e:
+        print(f"hrm train: {describe_os_error(e)}", file=sys.stderr)
+        return 2 if e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EROFS) else 1
     if os.environ.get("RANK", "0") == "0":          # one line, from rank 0 under torchrun
         headline = result.eval_metrics.get("eval/exact_accuracy")
         summary = f"eval exact_accuracy {headline:.4f}, " if headline is not None else ""

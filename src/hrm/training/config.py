@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ ORIGINAL_LOSS_NAMES = {"losses@ACTLossHead", "ACTLossHead"}
 # NOTE: the dtype is a run setting (stored with the checkpoints), not an architecture field as in the
 # original; its key still works.
 SHORTCUTS = {"logger": "logging.logger", "arch.forward_dtype": "dtype"}
+# numpy's global generator, which the trainer seeds with seed + rank, takes seeds in [0, 2**32).
+MAX_SEED = 2**32 - 1
 # The presets ship inside the package (configs/ at the repository root links here), so wheels have them.
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -113,18 +116,27 @@ class TrainConfig:
         elif self.epochs % self.eval_interval:
             problems.append(f"eval_interval={self.eval_interval} must divide epochs={self.epochs} "
                             "(one iteration = eval_interval epochs, then an evaluation)")
-        if self.lr_schedule_steps < 0:
-            problems.append(f"lr_schedule_steps must be >= 0, got {self.lr_schedule_steps}")
+        for name in ("lr_schedule_steps", "lr_warmup_steps"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.lr_min_ratio <= 1:
             problems.append(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
-        if self.lr < 0 or self.puzzle_emb_lr < 0:
-            problems.append("lr and puzzle_emb_lr must be >= 0")
+        for name in ("lr", "puzzle_emb_lr", "weight_decay", "puzzle_emb_weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"{name} must be a finite number >= 0, got {value}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             problems.append(f"beta1 and beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed must be in [0, 2**32 - 1] (numpy's generators take no other), got {self.seed}")
         if not 0 <= self.ema_rate <= 1:
             problems.append(f"ema_rate must be in [0, 1], got {self.ema_rate}")
         if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
             problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
+        if self.data.eval_batch_size is not None and self.data.eval_batch_size < 1:
+            problems.append(f"data.eval_batch_size must be >= 1 (or null), got {self.data.eval_batch_size}")
+        if self.data.eval_max_examples is not None and self.data.eval_max_examples < 0:
+            problems.append(f"data.eval_max_examples must be >= 0 (or null), got {self.data.eval_max_examples}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.logging.logger not in ("none", "tensorboard", "wandb"):
@@ -221,20 +233,31 @@ def set_key(config: TrainConfig, key: str, value: Any, where: str) -> None:
 def _flatten_with_lines(node: yaml.Node, path: str, source: str, out: dict[str, tuple[Any, str]]) -> None:
     """Leaves of a composed YAML mapping as {dotted key: (python value, "file:line")}."""
     for key_node, value_node in node.value:
-        key = f"{path}{key_node.value}"
         where = f"{source}:{key_node.start_mark.line + 1}"
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(f"{where}: a config key must be a name, not a {key_node.id}")
+        key = f"{path}{key_node.value}"
+        if key in out or any(k.startswith(key + ".") for k in out):
+            raise ConfigError(f"{where}: duplicate config key '{key}' (it is set earlier in the file)")
         if isinstance(value_node, yaml.MappingNode):
             _flatten_with_lines(value_node, key + ".", source, out)
         else:
-            out[key] = (yaml.safe_load(yaml.serialize(value_node)), where)
+            try:
+                out[key] = (yaml.SafeLoader("").construct_object(value_node, deep=True), where)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{where}: {key}: {getattr(e, 'problem', None) or e}") from None
 
 
 def read_yaml(path: str | Path) -> dict[str, tuple[Any, str]]:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        line = text_line(path, e.start)
+        raise ConfigError(f"{path}:{line}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "a config file is YAML text") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
@@ -248,6 +271,14 @@ def read_yaml(path: str | Path) -> dict[str, tuple[Any, str]]:
     out: dict[str, tuple[Any, str]] = {}
     _flatten_with_lines(node, "", str(path), out)
     return out
+
+
+def text_line(path: Path, offset: int) -> int:
+    """The 1-based line of byte `offset` in file `path`."""
+    try:
+        return path.read_bytes()[:offset].count(b"\n") + 1
+    except OSError:
+        return 1
 
 
 def preset_path(name_or_path: str) -> Path:

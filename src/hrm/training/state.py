@@ -96,12 +96,12 @@ class TrainState:
         progress, tensors = ckpt.read_checkpoint(path)
         where = str(path)
         if progress.world_size != processes.world_size:
-            raise ValueError(f"{where} was written by {progress.world_size} process(es); resume it with the same "
+            raise CheckpointError(f"{where} was written by {progress.world_size} process(es); resume it with the same "
                              f"number (this run has {processes.world_size}) to continue exactly")
         if progress.global_batch_size != global_batch_size:
-            raise ValueError(f"{where}: global_batch_size was {progress.global_batch_size}, now {global_batch_size}")
+            raise CheckpointError(f"{where}: global_batch_size was {progress.global_batch_size}, now {global_batch_size}")
         if progress.dataset_hash != dataset_hash:
-            raise ValueError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {data_path} "
+            raise CheckpointError(f"{where} was trained on dataset {progress.dataset_hash[:16]}..., but {data_path} "
                              f"hashes to {dataset_hash[:16]}...: resume needs the same data")
         ckpt.load_weights_into(self.head, path)
         live = {k.removeprefix("live."): v for k, v in tensors.items() if k.startswith("live.")}
@@ -117,11 +117,12 @@ class TrainState:
         ckpt.load_adam(self.adam, self.named_params, tensors, where)
         local = global_batch_size // processes.world_size
         rows = slice(processes.rank * local, (processes.rank + 1) * local)
+        ckpt.check_carry_fits(self.head.model.inner, tensors, global_batch_size, where)
         self.carry = ckpt.carry_from_tensors(tensors, rows, device, self.head.model.inner.carry_init())
-        self.loader.load_state_dict(progress.loader)
+        ckpt.restore_loader(self.loader, progress.loader, where)
         rank = processes.rank
         rng = {k.removeprefix(f"rng.{rank}."): v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
-        ckpt.restore_rng(device, rng, progress.rng_extra[rank])
+        ckpt.restore_rng(device, rng, progress.rng_extra[rank], where)
         self.step, self.iteration = progress.step, progress.iteration
         self.iteration_finished = progress.iteration_finished
         if progress.lr_horizon:

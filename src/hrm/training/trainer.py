@@ -39,10 +39,12 @@ from hrm.models import build_model
 from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
 from hrm.training import distributed as dist_
-from hrm.training.config import TrainConfig, config_to_dict, save_config
+from hrm.models.checkpoint import CheckpointError
+from hrm.training.config import ConfigError, TrainConfig, config_to_dict, save_config
 from hrm.training.ema import EMA
 from hrm.training.loggers import Loggers
 from hrm.training.optimizers import AdamATan2, SparseSignSGD
+from hrm.training.run_lock import RunLock
 from hrm.training.schedule import cosine_schedule_with_warmup, total_steps as count_steps
 from hrm.training.state import TrainState
 
@@ -105,7 +107,7 @@ class Trainer:
         self.device_reason = choice.reason
         rank, world = self.processes.rank, self.processes.world_size
         if config.global_batch_size % world:
-            raise ValueError(f"global_batch_size={config.global_batch_size} is not divisible by the {world} processes")
+            raise ConfigError(f"global_batch_size={config.global_batch_size} is not divisible by the {world} processes")
 
         # Data. Every rank walks the same global batches and keeps its slice.
         self.train_data = PuzzleDataset(config.data_path, "train", config.global_batch_size, rank, world,
@@ -150,18 +152,24 @@ class Trainer:
         project, run, self.run_dir = dist_.broadcast_object((project, run, self.run_dir), self.processes)
         config.project_name, config.run_name, config.checkpoint_path = project, run, str(self.run_dir)
         self.checkpoints_dir = self.run_dir / "checkpoints"
-        resume_step = self._resume() if config.resume else None
-        if resume_step is None and self.processes.is_main and ckpt.list_checkpoints(self.checkpoints_dir):
-            raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with resume={self.run_dir}, "
-                                  "or choose another run_name / checkpoint_path")
-
         self.loggers = None
-        if self.processes.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.remove_partial(self.checkpoints_dir)
-            save_config(dataclasses.replace(config, resume=None), self.run_dir / "all_config.yaml")
-            self.loggers = Loggers(self.run_dir, config.logging.logger, project, run, config_to_dict(config),
-                                   config.logging.wandb_mode, resume_step)
+        # One writer per run: rank 0 holds the run's lock from before it reads a checkpoint until close().
+        self.run_lock = RunLock(self.run_dir).acquire() if self.processes.is_main else None
+        try:
+            resume_step = self._resume() if config.resume else None
+            if resume_step is None and self.processes.is_main and ckpt.list_checkpoints(self.checkpoints_dir):
+                raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with resume={self.run_dir}, "
+                                      "or choose another run_name / checkpoint_path")
+            if self.processes.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                ckpt.remove_partial(self.checkpoints_dir)
+                save_config(dataclasses.replace(config, resume=None), self.run_dir / "all_config.yaml")
+                self.loggers = Loggers(self.run_dir, config.logging.logger, project, run, config_to_dict(config),
+                                       config.logging.wandb_mode, resume_step)
+        except BaseException:
+            if self.run_lock is not None:
+                self.run_lock.release()
+            raise
         self._metric_sums: torch.Tensor | None = None
         self._metric_keys: list[str] = []
         self._logged_steps, self._log_time = 0, time.perf_counter()
@@ -405,6 +413,8 @@ class Trainer:
         if self.loggers is not None:
             self.loggers.close()
             self.loggers = None
+        if self.run_lock is not None:
+            self.run_lock.release()
         if self.owns_process_group:
             shutdown(self.processes)
             self.owns_process_group = False
