@@ -152,20 +152,15 @@ def _step_name(weights: Path) -> str:
 
 
 def _run_config(weights: Path) -> tuple[Path | None, dict[str, Any]]:
-    import yaml
-
-    from hrm.models.checkpoint import find_all_config
+    from hrm.models.checkpoint import CheckpointError, find_all_config, read_yaml_mapping
 
     yaml_path = find_all_config(weights)
     if yaml_path is None:
         return None, {}
     try:
-        config = yaml.safe_load(yaml_path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise RunError(f"{yaml_path}: malformed YAML: {' '.join(str(e).split())}") from None
-    if not isinstance(config, dict):
-        raise RunError(f"{yaml_path}: expected a mapping of settings, got {type(config).__name__}")
-    return yaml_path.parent, config
+        return yaml_path.parent, read_yaml_mapping(yaml_path)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
 
 
 def _data_path(given: str | Path | None, run: OpenedRun) -> Path | None:
