@@ -179,7 +179,7 @@ TRM_PRESETS = {
 
 @pytest.mark.parametrize("name", sorted(TRM_PRESETS))
 def test_trm_presets_have_the_official_runs_hyper_parameters(name):
-    """TRM_SPEC §2.3: the README commands of the official runs, with EMA at 0.999 in every one."""
+    """The official README's commands of the published runs (configs/README.md), EMA at 0.999 in every one."""
     c = load_config(PRESETS / f"{name}.yaml")
     a = c.arch
     got = (c.data_path, c.epochs, c.eval_interval, c.puzzle_emb_lr, c.weight_decay, a.L_cycles, a.mlp_t, a.pos_encodings)
