@@ -45,6 +45,7 @@ class StepOutputs(NamedTuple):
     logits: np.ndarray
     q_halt: np.ndarray
     q_continue: np.ndarray
+    residual: np.ndarray | None = None   # (B,) |change of the answer latent| in this step, where a step says
 
 
 class StepFunction(Protocol):
@@ -80,7 +81,14 @@ class ACTResult:
     step_predictions: np.ndarray | None = None   # (B, K, S) int64, K = halt_max_steps
     step_q_halt: np.ndarray = field(default=None)        # (B, K) float32
     step_q_continue: np.ndarray = field(default=None)    # (B, K)
+    residual: np.ndarray | None = None           # (B,) the answer latent's change in each row's last step
+    sample_predictions: np.ndarray | None = None  # (B, N, S): every trajectory's answer (breadth), if several
     seconds: float = 0.0             # wall time of the loop (backend steps and host work)
+
+    def take(self, rows: np.ndarray) -> ACTResult:
+        """The result of these rows only (every per-row field indexed; seconds kept)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return ACTResult(**{k: v if v is None or k == "seconds" else v[rows] for k, v in values.items()})
 
     @classmethod
     def from_steps(cls, logits, q_halt, q_continue, steps, step_predictions, step_q_halt, step_q_continue,
@@ -139,6 +147,7 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     step_q_halt = np.full((B, K), np.nan, dtype=np.float32)
     step_q_continue = np.full((B, K), np.nan, dtype=np.float32)
     step_predictions = np.full((B, K, S), -1, dtype=np.int64) if keep_step_predictions else None
+    residual = None
 
     for k in range(K):
         all_rows = len(running) == B
@@ -162,6 +171,10 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
         step_q_halt[running, k], step_q_continue[running, k] = out.q_halt, out.q_continue
         if step_predictions is not None:
             step_predictions[running, k] = predictions
+        if out.residual is not None:
+            if residual is None:
+                residual = np.full(B, np.nan, dtype=np.float32)
+            residual[running] = out.residual
 
         # The Q head's decision, frozen at the first step it says halt; rows that never do, at the last step.
         says = says_halt(halt_rule, np.asarray(out.q_halt), np.asarray(out.q_continue)) | (k + 1 >= K)
@@ -185,4 +198,4 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     return ACTResult(predictions=logits.argmax(-1), logits=logits, q_halt=q_halt, q_continue=q_continue,
                      steps=steps, q_halt_step=q_halt_step, q_halt_predictions=q_halt_predictions, q_halt_q=q_halt_q,
                      step_predictions=step_predictions, step_q_halt=step_q_halt,
-                     step_q_continue=step_q_continue, seconds=time.perf_counter() - start)
+                     step_q_continue=step_q_continue, residual=residual, seconds=time.perf_counter() - start)

@@ -58,6 +58,12 @@ EVAL_NOTES = {
     "compile": "true | false: torch.compile the model (default: on CUDA only; on a CPU ~1.5x after ~20 s)",
     "steps": "depth: ACT steps per puzzle, also beyond the halt_max_steps the model was trained with "
              "(backend=torch); the report gives the exact accuracy after each step",
+    "samples": "breadth: trajectories per puzzle, run as one batch (backend=torch); one answer is selected "
+               "without labels (select=), and the oracle pass@N is reported beside it",
+    "noise": "std of the Gaussian noise on each trajectory's initial latent state (the diversity of samples=N)",
+    "noise_every_step": "true: also noise on the carry before every step",
+    "select": "vote | q | residual: majority answer (ties by Q), highest q_halt, or smallest last change "
+              "of the answer latent",
     "weights": "saved | live: a run that averaged its weights (ema=true) saves the averages, which it reports; "
                "live evaluates the parameters training went on from",
 }

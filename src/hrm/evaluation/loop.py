@@ -29,7 +29,8 @@ from hrm.models.losses import act_losses
 Runner = Callable[[dict[str, torch.Tensor], bool], ACTResult]
 
 
-def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False, steps: int | None = None) -> Runner:
+def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False, steps: int | None = None,
+                 noise: float = 0.0, noise_every_step: bool = False, seed: int = 0) -> Runner:
     """`runner(batch, save_steps) -> ACTResult` for the PyTorch model: its inner step, the carry kept on the
     device, under hrm.act_driver.run_act. With `compile`, the inner model is compiled (hrm.compiling).
     `steps` (depth) runs that many ACT steps instead of the halt_max_steps the model was trained with."""
@@ -37,7 +38,8 @@ def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = Fa
     from hrm.export.torch_step import TorchStep
 
     inner = head.model.inner
-    step = TorchStep(inner, device_carry=True, forward=maybe_compiled(inner, compile, " in evaluation"))
+    step = TorchStep(inner, device_carry=True, forward=maybe_compiled(inner, compile, " in evaluation"), noise=noise,
+                     noise_every_step=noise_every_step, seed=seed)
     policy, K = head.model.policy, steps or head.model.config.halt_max_steps
 
     def run(batch: dict[str, torch.Tensor], save_steps: bool) -> ACTResult:
@@ -147,9 +149,16 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         out = runner(batch, save_steps)
         for k, v in batch_metrics(head.loss_fn, out, batch["labels"]).items():
             sums[k] = sums.get(k, 0.0) + float(v)
+        labels = batch["labels"].cpu().numpy()
+        counted = (labels != IGNORE_LABEL_ID).any(-1)
+        if out.sample_predictions is not None:    # breadth: does any trajectory hold the answer (an oracle)?
+            any_right = np.zeros(len(labels), dtype=bool)
+            for n in range(out.sample_predictions.shape[1]):
+                any_right |= exact(out.sample_predictions[:, n], labels)
+            sums["pass_at_samples"] = sums.get("pass_at_samples", 0.0) + float((any_right & counted).sum())
+            one = exact(out.sample_predictions[:, 0], labels) & counted
+            sums["one_sample_exact"] = sums.get("one_sample_exact", 0.0) + float(one.sum())
         if out.step_predictions is not None:      # exact accuracy after each step (depth), counted rows only
-            labels = batch["labels"].cpu().numpy()
-            counted = (labels != IGNORE_LABEL_ID).any(-1)
             for k in range(out.step_predictions.shape[1]):
                 right = exact(out.step_predictions[:, k], labels) & counted
                 sums[f"step_exact.{k + 1}"] = sums.get(f"step_exact.{k + 1}", 0.0) + float(right.sum())

@@ -37,6 +37,10 @@ def protocol_line(halt_max_steps: int, config, dataset_versions: bool, arc_versi
         depth = f"{halt_max_steps} ACT steps (steps={halt_max_steps}; trained with halt_max_steps={trained_steps})"
     halting = (f"every puzzle runs {depth}" + (" (the original's rule)" if trained_steps in (None, halt_max_steps) else "")
                if config.halting == "fixed" else f"each puzzle stops when its Q head says halt (at most {depth})")
+    if config.samples > 1 or config.noise:
+        halting += (f"; breadth: {config.samples} trajectories per puzzle, noise std {config.noise:g} on the initial "
+                    f"latent state{' and before every step' if config.noise_every_step else ''} (seed {config.seed}), "
+                    f"one answer selected by {config.select}")
     if dataset_versions:
         augment = (f"augmentations: {arc_versions:g} versions per task (the dataset's), voted; "
                    f"pass@k for k=" + ",".join(map(str, config.arc_k)))
@@ -70,6 +74,7 @@ def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps
     """The content of results.json (see the module's note on the metrics). `halt_max_steps`: the depth run."""
     rows = outputs.rows
     fixed = metrics.normalise(outputs.metric_sums)
+    breadth = {k: fixed.pop(k) for k in ("pass_at_samples", "one_sample_exact") if k in fixed}
     results: dict[str, Any] = {
         "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
                      "trained_halt_max_steps": trained_steps or halt_max_steps,
@@ -81,6 +86,13 @@ def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps
         "seconds": seconds,
         "puzzles_per_second": outputs.num_examples / seconds if seconds > 0 else float("nan"),
     }
+    if breadth:
+        results["breadth"] = {"samples": config.samples, "noise": config.noise, "noise_every_step": config.noise_every_step,
+                              "seed": config.seed, "select": config.select,
+                              "selected_exact_accuracy": fixed.get("exact_accuracy"),
+                              "one_trajectory_exact_accuracy": breadth["one_sample_exact"],
+                              # NOTE: an oracle: it looks at the labels. An upper bound, never the headline.
+                              "oracle_pass_at_samples": breadth["pass_at_samples"]}
     if outputs.step_exact is not None and fixed.get("count"):
         results["exact_accuracy_per_step"] = [v / fixed["count"] for v in outputs.step_exact]
     if config.halting == "q":
@@ -128,6 +140,12 @@ def report_lines(results: dict[str, Any]) -> list[str]:
              f"  mean steps       {m.get('steps', float('nan')):7.2f}"]
     if "lm_loss" in m:
         lines.append(f"  lm_loss          {m['lm_loss']:7.4f}")
+    if "breadth" in results:
+        b = results["breadth"]
+        lines.append(f"breadth     {b['samples']} trajectories, select={b['select']}: exact accuracy "
+                     f"{_pct(b['selected_exact_accuracy']).strip()} (one trajectory: "
+                     f"{_pct(b['one_trajectory_exact_accuracy']).strip()}); oracle pass@{b['samples']} "
+                     f"{_pct(b['oracle_pass_at_samples']).strip()} (looks at the labels: an upper bound)")
     if "exact_accuracy_per_step" in results:
         per_step = results["exact_accuracy_per_step"]
         trained = results["protocol"].get("trained_halt_max_steps", len(per_step))

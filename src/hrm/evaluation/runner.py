@@ -48,6 +48,10 @@ class EvalConfig:
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
     compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
     steps: int | None = None                 # depth: ACT steps per puzzle (None: the halt_max_steps it was trained with)
+    samples: int = 1                         # breadth: trajectories per puzzle (hrm.evaluation.breadth)
+    noise: float = 0.0                       # std of the Gaussian noise on each trajectory's initial latent state
+    noise_every_step: bool = False           # also on the carry before every step
+    select: str = "vote"                     # vote | q | residual: how one answer is picked without labels
     weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
                                              # them); live: the parameters training went on from
 
@@ -72,6 +76,14 @@ class EvalConfig:
         if self.steps is not None and self.backend != "torch":
             problems.append(f"steps=D applies to backend=torch (an export's loop runs its own halt_max_steps), "
                             f"not to backend={self.backend}")
+        if self.samples < 1:
+            problems.append(f"samples must be >= 1 (trajectories per puzzle), got {self.samples}")
+        if not self.noise >= 0:
+            problems.append(f"noise must be >= 0 (a standard deviation), got {self.noise}")
+        if self.select not in ("vote", "q", "residual"):
+            problems.append(f"select must be vote, q or residual, got {self.select!r}")
+        if (self.samples > 1 or self.noise) and self.backend != "torch":
+            problems.append(f"samples and noise apply to backend=torch, not to backend={self.backend}")
         if self.weights not in ("saved", "live"):
             problems.append(f"weights must be saved or live, got {self.weights!r}")
         if self.compile and self.backend != "torch":
@@ -194,7 +206,12 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             + f"; batch {batch_size}")
 
         if runner is None:
-            runner = torch_runner(head, compile=compiled, steps=config.steps)
+            if config.samples > 1 or config.noise:
+                from hrm.evaluation.breadth import breadth_runner
+                runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
+                                        config.noise_every_step, steps=config.steps, compile=compiled)
+            else:
+                runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
                            progress=config.progress and main, augmenter=augmenter, versions=config.tta,

@@ -167,7 +167,8 @@ class TorchStep:
 
     name = "torch"
 
-    def __init__(self, inner: nn.Module, device_carry: bool = False, forward=None):
+    def __init__(self, inner: nn.Module, device_carry: bool = False, forward=None, noise: float = 0.0,
+                 noise_every_step: bool = False, seed: int = 0):
         self.inner = inner.eval()
         self.forward = forward or inner
         self.dtype = inner.forward_dtype
@@ -176,11 +177,20 @@ class TorchStep:
         self.carry_init = {name: value.float().cpu().numpy() for name, value in init.items()}
         self.carry_positions = inner.carry_positions
         self.device_carry = device_carry
+        # Diversity for breadth (hrm.evaluation.breadth): Gaussian noise of std `noise` on the fresh carry, and
+        # with noise_every_step on the carry before every step, from a generator seeded `seed`.
+        self.noise, self.noise_every_step = noise, noise_every_step
+        self.generator = torch.Generator(self.device).manual_seed(seed) if noise else None
         if device_carry:
             self.fresh_carry = self._fresh_carry
 
+    def _noisy(self, value: torch.Tensor) -> torch.Tensor:
+        draw = torch.randn(value.shape, generator=self.generator, device=value.device, dtype=torch.float32)
+        return (value.float() + self.noise * draw).to(value.dtype)
+
     def _fresh_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
-        return dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
+        carry = dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
+        return {name: self._noisy(value) for name, value in carry.items()} if self.noise else carry
 
     def _tensor(self, a, dtype=None) -> torch.Tensor:
         if isinstance(a, torch.Tensor):
@@ -190,11 +200,19 @@ class TorchStep:
     def __call__(self, carry, inputs, puzzle_identifiers) -> StepOutputs:
         with torch.inference_mode():
             batch = {"inputs": self._tensor(inputs), "puzzle_identifiers": self._tensor(puzzle_identifiers)}
-            new_carry, logits, (q_halt, q_continue) = self.forward(
-                {name: self._tensor(value, self.dtype) for name, value in carry.items()}, batch)
+            carry = {name: self._tensor(value, self.dtype) for name, value in carry.items()}
+            if self.noise and self.noise_every_step:
+                carry = {name: self._noisy(value) for name, value in carry.items()}
+            new_carry, logits, (q_halt, q_continue) = self.forward(carry, batch)
+            residual = None
+            if self.device_carry:
+                # NOTE: the answer latent is the first declared carry tensor (z_H: what lm_head reads, in HRM,
+                # TRM and the baseline); its change in a step is the convergence criterion of select=residual.
+                answer = next(iter(new_carry))
+                residual = (new_carry[answer].float() - carry[answer].float()).flatten(1).norm(dim=1).cpu().numpy()
 
         def array(t):
             return t.float().cpu().numpy()
         if not self.device_carry:
             new_carry = {name: array(value) for name, value in new_carry.items()}
-        return StepOutputs(dict(new_carry), array(logits), array(q_halt), array(q_continue))
+        return StepOutputs(dict(new_carry), array(logits), array(q_halt), array(q_continue), residual)

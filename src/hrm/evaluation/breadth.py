@@ -1,0 +1,70 @@
+"""Breadth at test time: N trajectories per puzzle, one answer picked without the labels.
+
+    runner = breadth_runner(head, samples=16, noise=0.3, select="vote")    # a runner of evaluation.loop
+
+Every puzzle of a batch is repeated N times, so the N trajectories run as one batch of the one ACT driver
+(far cheaper than N evaluations: one forward per step for all of them). They differ by Gaussian noise of
+std `noise` on the initial latent state (and, with `noise_every_step`, on the carry before every step),
+drawn from a generator seeded `seed`; test-time augmentation (`tta=K`) composes with it. One answer per
+puzzle is then selected, without looking at the labels:
+
+    vote      the answer most trajectories give; ties broken by their mean sigmoid(q_halt), then first seen
+    q         the trajectory whose Q head is most confident it is right (highest q_halt at its last step)
+    residual  the trajectory whose answer latent changed least in its last step (the most converged one)
+
+The selected trajectory's outputs (logits, Q logits, steps) are the puzzle's, so the loss head's metrics
+describe the selected answers. Every trajectory's answer is kept too, for the oracle pass@N (is any of them
+right? it looks at the labels: an upper bound, never the headline).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hrm.act_driver import ACTResult
+from hrm.evaluation.loop import Runner, torch_runner
+from hrm.evaluation.voting import rank
+
+SELECTORS = ("vote", "q", "residual")
+
+
+def select(result: ACTResult, samples: int, how: str) -> np.ndarray:
+    """(B,) the index (0..samples-1) of the trajectory picked for each of the B puzzles of `result`
+    (B * samples rows, each puzzle's trajectories consecutive)."""
+    B = len(result.predictions) // samples
+    if how == "q":
+        return result.q_halt.reshape(B, samples).argmax(1)
+    if how == "residual":
+        if result.residual is None:
+            raise ValueError("select=residual needs a step that reports the answer latent's change (backend=torch)")
+        return np.nan_to_num(result.residual.reshape(B, samples), nan=np.inf).argmin(1)
+    if how == "vote":
+        answers = result.predictions.reshape(B, samples, -1)
+        q = result.q_halt.reshape(B, samples)
+        return np.array([rank((answers[b, n].tobytes(), n, q[b, n]) for n in range(samples))[0].answer
+                         for b in range(B)])
+    raise ValueError(f"select must be one of {', '.join(SELECTORS)}, got {how!r}")
+
+
+def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vote", seed: int = 0,
+                   noise_every_step: bool = False, steps: int | None = None, compile: bool = False) -> Runner:
+    """`runner(batch, save_steps) -> ACTResult`: per puzzle, the selected one of `samples` trajectories, with
+    every trajectory's answer in `sample_predictions` (B, samples, S)."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if select_by not in SELECTORS:
+        raise ValueError(f"select must be one of {', '.join(SELECTORS)}, got {select_by!r}")
+    inner = torch_runner(head, compile=compile, steps=steps, noise=noise, noise_every_step=noise_every_step, seed=seed)
+
+    def run(batch: dict[str, torch.Tensor], save_steps: bool) -> ACTResult:
+        B = batch["inputs"].shape[0]
+        repeated = {k: v.repeat_interleave(samples, dim=0) for k, v in batch.items()}
+        result = inner(repeated, save_steps)                       # B * samples rows, puzzle-major
+        picked = np.arange(B) * samples + select(result, samples, select_by)
+        chosen = result.take(picked)
+        chosen.sample_predictions = result.predictions.reshape(B, samples, -1)
+        chosen.seconds = result.seconds
+        return chosen
+
+    run.step = inner.step
+    return run
