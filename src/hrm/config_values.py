@@ -17,6 +17,13 @@ from hrm.cli_args import BOOLEAN_WORDS
 NONE_WORDS = {"null", "none", "~", "auto"}
 
 
+def yaml_problem(path, error: yaml.YAMLError) -> str:
+    """One line for a YAML parse error: "PATH:LINE:COLUMN: malformed YAML: what" (the line when YAML says it)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    return f"{where}: malformed YAML: {getattr(error, 'problem', None) or error}"
+
+
 class ConfigError(ValueError):
     """A bad key or value; the message says where it came from (file:line or the command line)."""
 

@@ -99,6 +99,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """A run's all_config.yaml as a plain mapping, or a one-line CheckpointError naming the file."""
     import yaml
 
+    from hrm.config_values import yaml_problem
+
     try:
         value = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
@@ -106,9 +108,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise CheckpointError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise CheckpointError(f"{where}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+        raise CheckpointError(yaml_problem(path, e)) from None
     if value is None:
         return {}
     if not isinstance(value, dict):

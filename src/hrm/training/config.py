@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from hrm.config_values import NONE_WORDS, ConfigError, coerce
+from hrm.config_values import NONE_WORDS, ConfigError, coerce, yaml_problem
 from hrm.device import DTYPES
 from hrm.files import atomic_write_text
 from hrm.models import HRMConfig, architecture, canonical_name
@@ -261,9 +261,7 @@ def read_yaml(path: str | Path) -> dict[str, tuple[Any, str]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {getattr(e, 'problem', e)}") from e
+        raise ConfigError(yaml_problem(path, e)) from e
     if node is None:
         return {}
     if not isinstance(node, yaml.MappingNode):
