@@ -165,7 +165,7 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         real_sizes.append(real)
         if not keep_rows:
             continue
-        arrays = {"inputs": batch["inputs"].cpu().numpy(), "labels": batch["labels"].cpu().numpy(),
+        arrays = {"inputs": batch["inputs"].cpu().numpy(), "labels": labels,
                   "puzzle_identifiers": batch["puzzle_identifiers"].cpu().numpy(), "predictions": out.predictions,
                   "q_halt_logits": out.q_halt, "q_continue_logits": out.q_continue,
                   "q_halt_step": out.q_halt_step, "q_halt_predictions": out.q_halt_predictions,
