@@ -1,4 +1,4 @@
-"""Breadth at test time: N trajectories per puzzle, one answer picked without the labels.
+"""Breadth at test time: N trajectories per puzzle, one answer picked without the labels (semantics §11.3).
 
     runner = breadth_runner(head, samples=16, noise=0.3, select="vote")    # a runner of evaluation.loop
 
