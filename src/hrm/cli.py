@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "verify": ("hrm.export.commands", "verify_main", "compare every backend with PyTorch", "verify_spec"),
     "bench": ("hrm.bench", "main", "training speed and MFU (hrm bench train)", "spec"),
     "viz": ("hrm.viz.commands", "main", "browser visualiser, or png=OUT for a static picture", "spec"),
-    "demo": ("hrm.training.demo", "main", "train a small HRM on this CPU and show it reason", "spec"),
+    "demo": ("hrm.training.demo", "main", "train a small HRM (or arch=trm, arch=transformer) on this CPU and show it reason", "spec"),
     "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG", "plot_spec"),
     "doctor": ("hrm.training.commands", "doctor_main", "report device, dtype and optional packages", "doctor_spec"),
     "check-reference": ("hrm.reference.hrm", "main", "compare the model with a recorded fixture", "spec"),
