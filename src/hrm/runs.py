@@ -59,7 +59,8 @@ class OpenedRun:
         """The dataset, or the one-line error that says how to give one."""
         if self.data_path is not None:
             return self.data_path
-        recorded = self.run_config.get("data_path")
+        from hrm.models.checkpoint import recorded_data_path
+        recorded = recorded_data_path(self.run_config)
         raise RunError(f"{self.weights}: " + (f"its run's data_path {recorded} is not here" if recorded else
                                               "no data_path recorded with this checkpoint") + "; pass data_path=DATASET")
 
@@ -169,7 +170,8 @@ def _data_path(given: str | Path | None, run: OpenedRun) -> Path | None:
         if not path.is_dir():
             raise RunError(f"{path}: dataset folder not found (pass data_path=DATASET)")
         return path
-    recorded = run.run_config.get("data_path")
+    from hrm.models.checkpoint import recorded_data_path
+    recorded = recorded_data_path(run.run_config)
     if not recorded:
         return None
     path = Path(recorded)

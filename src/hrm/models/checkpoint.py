@@ -245,13 +245,15 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
     batch = full.get("global_batch_size", 1)
     arch.setdefault("batch_size", max(1, batch) if isinstance(batch, int) and not isinstance(batch, bool) else 1)
     if "seq_len" not in arch and "seq_len" not in overrides:
+        recorded = recorded_data_path(full)
         if "model.inner.embed_pos.embedding_weight" in state:
             hidden = arch.get("hidden_size", HRMConfig.hidden_size)
-            P = -(arch["puzzle_emb_ndim"] // -hidden)
+            # TRM's puzzle_emb_len (0: HRM's rule, ceil(puzzle_emb_ndim / hidden_size) positions).
+            P = arch.get("puzzle_emb_len") or -(arch["puzzle_emb_ndim"] // -hidden)
             arch["seq_len"] = state["model.inner.embed_pos.embedding_weight"].shape[0] - P
-        elif full.get("data_path"):
+        elif recorded:
             from hrm.data import load_metadata
-            data_path = Path(full["data_path"])
+            data_path = Path(recorded)
             if not data_path.is_absolute() and yaml_path is not None and not data_path.exists():
                 data_path = yaml_path.parent / data_path
             try:
@@ -263,6 +265,20 @@ def original_arch_config(path: Path, state: dict[str, torch.Tensor], overrides: 
             raise CheckpointError(f"{path}: seq_len is not stored with RoPE; pass seq_len (e.g. 81 for Sudoku)")
     arch.update(overrides)
     return arch_from_dict(arch, source=str(yaml_path or path))
+
+
+def recorded_data_path(run_config: dict[str, Any]) -> str | None:
+    """The dataset a run's all_config.yaml names: hrm's and HRM's `data_path`, or TRM's `data_paths` list.
+
+    NOTE: TRM trains on several datasets at once when `data_paths` lists more than one; no one of them is
+    "the" dataset then, so None (the user names one with data_path=).
+    """
+    if run_config.get("data_path"):
+        return str(run_config["data_path"])
+    paths = run_config.get("data_paths")
+    if isinstance(paths, list) and len(paths) == 1 and isinstance(paths[0], str):
+        return paths[0]
+    return None
 
 
 def trained_dtype(path: str | Path) -> str | None:
@@ -360,7 +376,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
 
 def convert_spec():
     from hrm.cli_args import Command, Option
-    return Command("hrm convert", "Convert an original HRM checkpoint (torch.save'd state dict + all_config.yaml) "
+    return Command("hrm convert", "Convert an original HRM or TRM checkpoint (torch.save'd state dict + all_config.yaml) "
                    "to hrm's safetensors format.", [
                        Option("checkpoint", Path, positional=True, required=True,
                               help="original checkpoint file, e.g. checkpoints/.../step_26040"),
