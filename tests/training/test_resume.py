@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from training_fixtures import make_dataset, tiny_config
@@ -57,19 +58,29 @@ def hrm_train(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
+# TRM with weight averaging (its official recipe): the EMA shadow and the live weights must come back too.
+TRM = ["arch=trm_demo", "arch.hidden_size=32", "arch.num_heads=2", "arch.expansion=2", "arch.H_cycles=2",
+       "arch.L_cycles=2", "arch.halt_max_steps=3", "arch.halt_exploration_prob=0.3", "arch.puzzle_emb_ndim=32",
+       "arch.forward_dtype=float32", "ema=true", "ema_rate=0.9"]
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("arch", [[], TRM], ids=["hrm", "trm-ema"])
+def test_resume_after_sigkill_is_bit_exact(tmp_path, arch):
     data = make_dataset(tmp_path / "data")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    hrm_train(f"data_path={data}", f"checkpoint_path={straight}", *ARGS)
+    args = ARGS + arch
+    hrm_train(f"data_path={data}", f"checkpoint_path={straight}", *args)
 
-    result = run(["-c", KILLER, str(KILL_AT), f"data_path={data}", f"checkpoint_path={killed}", *ARGS])
+    result = run(["-c", KILLER, str(KILL_AT), f"data_path={data}", f"checkpoint_path={killed}", *args])
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     saved = sorted(p.name for p in (killed / "checkpoints").iterdir())
     assert saved == ["step_16", "step_18"], saved                 # the last 2 kept; nothing partial left
     logged = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert max(logged) == KILL_AT
 
+    if arch:
+        assert yaml.safe_load((killed / "all_config.yaml").read_text())["arch"]["name"] == "trm"
     resumed = hrm_train(f"resume={killed}")
     assert "from step_18" in resumed.stdout
 
@@ -79,6 +90,8 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), f"{name}: {key} differs after resume"
+        if arch and name == "train_state.safetensors":
+            assert any(k.startswith("live.") for k in a)      # the averaged run kept its live weights beside
     state_a = json.loads((final_a / "train_state.json").read_text())
     state_b = json.loads((final_b / "train_state.json").read_text())
     assert state_a == state_b
