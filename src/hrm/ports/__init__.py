@@ -2,8 +2,9 @@
 one ACT driver (hrm.act_driver), each tested for agreement with PyTorch."""
 from __future__ import annotations
 
-# The architectures a port serves, where it does not serve every registered one (the NumPy port serves all).
-SERVES = {"mlx": ("hrm_act_v1",)}
+# The architectures a port serves, where it does not serve every registered one (the NumPy port serves all;
+# MLX trains HRM only, hrm.ports.mlx.train).
+SERVES = {"mlx": ("hrm_act_v1", "trm")}
 
 
 def unsupported(name: str, architecture: str) -> str | None:

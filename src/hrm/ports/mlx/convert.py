@@ -1,7 +1,7 @@
 """Weights for the MLX port: from hrm checkpoints, from the original's, and MLX's own export format.
 
     load_mlx_model(path)    an MLX export directory, an hrm checkpoint directory, or an original
-                            `torch.save`d checkpoint (step_N beside all_config.yaml) -> (HRMInner, arch dict)
+                            `torch.save`d checkpoint (step_N beside all_config.yaml) -> (model, arch dict)
     convert(path, out_dir)  writes an MLX export: weights.safetensors (MLX names) + config.json
 
 Names: the original's state-dict keys minus `model.inner.` (and a `_orig_mod.` prefix if compiled),
@@ -18,12 +18,16 @@ import mlx.core as mx
 import numpy as np
 
 from hrm.files import atomic_write, atomic_write_text
-from hrm.ports.mlx.model import HRMInner
+from hrm.ports.mlx.model import HRMInner, PuzzleIO
+from hrm.ports.mlx.trm import TRMInner
 from hrm.ports.numpy.model import Arch
+from hrm.ports.numpy.trm import TRMArch
 
 FORMAT = "hrm-mlx"
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
+# The architectures the MLX port serves (hrm.ports.SERVES lists their names): arch class, model class.
+MODELS = {"hrm_act_v1": (Arch, HRMInner), "trm": (TRMArch, TRMInner)}
 RENAMES = {
     "embed_tokens.embedding_weight": "embed_tokens.weight",
     "embed_pos.embedding_weight": "embed_pos.weight",
@@ -36,15 +40,20 @@ def mlx_name(state_dict_key: str) -> str:
     return RENAMES.get(key, key)
 
 
-def build(arch_dict: dict[str, Any], state: dict[str, Any], source: str, dtype: mx.Dtype = mx.float32) -> HRMInner:
-    """An MLX HRMInner for `arch_dict` holding `state` (original key names, arrays of any kind)."""
+def empty_model(arch_dict: dict[str, Any], source: str) -> PuzzleIO:
+    """The MLX model of the architecture `arch_dict` names, with zero weights."""
     from hrm.ports import unsupported
-    reason = unsupported("mlx", str(arch_dict.get("name", "hrm_act_v1")))
+    name = str(arch_dict.get("name", "hrm_act_v1"))
+    reason = unsupported("mlx", name)
     if reason:
         raise ValueError(f"{source}: {reason}")
-    arch = Arch.from_dict(arch_dict)
-    num_ids = int(arch_dict.get("num_puzzle_identifiers", 1))
-    model = HRMInner(arch, num_puzzle_identifiers=num_ids)
+    arch_class, model_class = MODELS[name]
+    return model_class(arch_class.from_dict(arch_dict), num_puzzle_identifiers=int(arch_dict.get("num_puzzle_identifiers", 1)))
+
+
+def build(arch_dict: dict[str, Any], state: dict[str, Any], source: str, dtype: mx.Dtype = mx.float32) -> PuzzleIO:
+    """The MLX model for `arch_dict` holding `state` (original key names, arrays of any kind)."""
+    model = empty_model(arch_dict, source)
     weights = [(mlx_name(k), mx.array(np.asarray(v, dtype=np.float32)).astype(dtype)) for k, v in state.items()
                if k.removeprefix("_orig_mod.").startswith("model.inner.")]
     try:
@@ -71,7 +80,7 @@ def _read_state(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
     return asdict(run.arch), {k: v.float().numpy() for k, v in run.head.state_dict().items()}, "original"
 
 
-def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[HRMInner, dict[str, Any]]:
+def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[PuzzleIO, dict[str, Any]]:
     from hrm.runs import open_run
 
     path = Path(path)
@@ -83,7 +92,7 @@ def load_mlx_model(path: str | Path, dtype: mx.Dtype = mx.float32) -> tuple[HRMI
     if config_path.is_file():
         meta = json.loads(config_path.read_text())
         if meta.get("format") == FORMAT:
-            model = HRMInner(Arch.from_dict(meta["arch"]), int(meta["arch"].get("num_puzzle_identifiers", 1)))
+            model = empty_model(meta["arch"], str(config_path))
             try:
                 model.load_weights(str(config_path.parent / WEIGHTS_FILE), strict=True)
             except ValueError as e:

@@ -1,8 +1,10 @@
 """HRM ACT v1 in MLX: `mlx.nn` layers and the `mx.fast` kernels (attention, RMSNorm, RoPE).
 
     Attention, SwiGLU, Block, ReasoningModule     the layers of semantics §5.2-§5.6
+    PuzzleIO                                      what every architecture shares: embeddings, heads, H/L_init
     HRMInner                                      one ACT segment with the 1-step gradient (semantics §6)
-    MlxStep                                       the segment as an `hrm.act_driver.StepFunction`
+    MlxStep                                       a segment as an `hrm.act_driver.StepFunction`
+TRM's inference port (hrm.ports.mlx.trm) builds on the same layers.
 
 Parameter names follow the original's state dict without `model.inner.` (hrm.ports.mlx.convert maps
 the three embedding tables, whose MLX attribute is `weight`). The puzzle table, H_init and L_init are
@@ -52,11 +54,14 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, arch: Arch):
+    """Over the last axis, of width `width` (default the hidden size; TRM's mlp_t mixes positions)."""
+
+    def __init__(self, arch: Arch, width: int | None = None):
         super().__init__()
-        inter = swiglu_intermediate_size(arch.hidden_size, arch.expansion)
-        self.gate_up_proj = nn.Linear(arch.hidden_size, 2 * inter, bias=False)
-        self.down_proj = nn.Linear(inter, arch.hidden_size, bias=False)
+        width = width or arch.hidden_size
+        inter = swiglu_intermediate_size(width, arch.expansion)
+        self.gate_up_proj = nn.Linear(width, 2 * inter, bias=False)
+        self.down_proj = nn.Linear(inter, width, bias=False)
 
     def __call__(self, x: mx.array) -> mx.array:
         gate, up = mx.split(self.gate_up_proj(x), 2, axis=-1)       # first half gates, second half is "up"
@@ -89,8 +94,11 @@ class ReasoningModule(nn.Module):
         return z
 
 
-class HRMInner(nn.Module):
-    def __init__(self, arch: Arch, num_puzzle_identifiers: int = 1):
+class PuzzleIO(nn.Module):
+    """Token and puzzle embeddings, positions, the two heads and the initial states; `levels()` adds the
+    architecture's networks (built before the freeze, so that the freeze sees every attribute)."""
+
+    def __init__(self, arch, num_puzzle_identifiers: int = 1):
         super().__init__()
         self.arch = arch
         D = arch.hidden_size
@@ -104,13 +112,15 @@ class HRMInner(nn.Module):
             frozen.append("puzzle_emb")
         if arch.pos_encodings == "learned":
             self.embed_pos = nn.Embedding(self.puzzle_emb_len + arch.seq_len, D)
-        self.H_level = ReasoningModule(arch, arch.H_layers)
-        self.L_level = ReasoningModule(arch, arch.L_layers)
+        self.levels(arch)
         self.H_init = mx.zeros((D,))
         self.L_init = mx.zeros((D,))
         self.freeze(keys=frozen, recurse=False)
         if arch.puzzle_emb_ndim > 0:
             self.puzzle_emb.freeze()
+
+    def levels(self, arch) -> None:
+        raise NotImplementedError
 
     def input_embeddings(self, inputs: mx.array, puzzle_rows: mx.array | None) -> mx.array:
         """Tokens, with the puzzle rows (B, puzzle_emb_ndim) prepended, zero-padded to P·D, scaled by √D."""
@@ -132,6 +142,17 @@ class HRMInner(nn.Module):
         reset = reset.reshape(-1, 1, 1)
         return mx.where(reset, self.H_init, z_H), mx.where(reset, self.L_init, z_L)
 
+    def heads(self, z_H: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+        """(logits without the puzzle positions, q_halt, q_continue); the Q head reads position 0."""
+        q = self.q_head(z_H[:, 0]).astype(mx.float32)
+        return self.lm_head(z_H)[:, self.puzzle_emb_len:], q[:, 0], q[:, 1]
+
+
+class HRMInner(PuzzleIO):
+    def levels(self, arch: Arch) -> None:
+        self.H_level = ReasoningModule(arch, arch.H_layers)
+        self.L_level = ReasoningModule(arch, arch.L_layers)
+
     def __call__(self, z_H: mx.array, z_L: mx.array, inputs: mx.array, puzzle_rows: mx.array | None):
         """One segment -> (z_H, z_L, logits, q_halt, q_continue).
 
@@ -150,9 +171,7 @@ class HRMInner(nn.Module):
         z_H, z_L = mx.stop_gradient(z_H), mx.stop_gradient(z_L)
         z_L = self.L_level(z_L, z_H + x)
         z_H = self.H_level(z_H, z_L)
-        logits = self.lm_head(z_H)[:, self.puzzle_emb_len:]
-        q = self.q_head(z_H[:, 0]).astype(mx.float32)               # the Q head reads position 0
-        return z_H, z_L, logits, q[:, 0], q[:, 1]
+        return (z_H, z_L, *self.heads(z_H))
 
 
 class MlxStep:
@@ -160,7 +179,7 @@ class MlxStep:
 
     name = "mlx"
 
-    def __init__(self, model: HRMInner):
+    def __init__(self, model: PuzzleIO):
         self.model = model
         self.carry_init = {"z_H": np.array(model.H_init.astype(mx.float32)),
                            "z_L": np.array(model.L_init.astype(mx.float32))}

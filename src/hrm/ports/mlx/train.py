@@ -160,6 +160,9 @@ def train_step(model: HRMInner, optimizer: AdamATan2, carry: Carry, batch: dict[
     Returns (new carry, loss, outputs, metrics, grads); grads are those of loss / global_batch_size, with
     the puzzle rows' gradient under "puzzle_rows". Exploration draws come from `draws` or from `rng`.
     """
+    if not isinstance(model, HRMInner):
+        raise ValueError(f"MLX training serves hrm_act_v1 only, not {type(model).__name__} (MLX runs TRM for "
+                         "inference; train it with hrm train)")
     arch = model.arch
     B = batch["inputs"].shape[0]
     # 1. Halted rows restart from H_init / L_init and take the new batch's row (semantics §7.2).
