@@ -113,6 +113,14 @@ def test_bad_seeds_are_one_line(argv, message, capsys):
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
 
 
+def test_seeds_under_torchrun_is_refused_naming_the_way(monkeypatch, capsys):
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert train_main(["seeds=0,1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "under torchrun launch one command per seed" in err
+
+
 def test_help_says_what_a_second_run_does(capsys):
     with pytest.raises(SystemExit):
         train_main(["--help"])

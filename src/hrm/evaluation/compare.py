@@ -21,10 +21,9 @@ The ± is the sample standard deviation (n - 1) over the group's entries; with o
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -34,16 +33,12 @@ from typing import Any
 import numpy as np
 
 from hrm.cli_args import Command, Option
-from hrm.files import atomic_write, atomic_write_text
+from hrm.evaluation.compare_table import canonical, markdown, shown, write_csv, write_png
 
 RESULTS = "results.json"
 ALL_CONFIG = "all_config.yaml"
 METRICS = "metrics.jsonl"
 DEMO_RESULTS = "demo_results.json"
-# (key, column title, is a percentage): the table's columns, in order.
-COLUMNS = [("exact_accuracy", "exact accuracy (%)", True), ("accuracy", "token accuracy (%)", True),
-           ("q_halt_accuracy", "Q-halt accuracy (%)", True), ("steps_trained", "steps trained", False),
-           ("parameters", "parameters", False)]
 # Config keys that say where a run lives or how it is watched, not what it computes. NOTE: data_path is a
 # path too: the dataset's identity is its content hash, which the protocol carries. arch.batch_size is
 # global_batch_size over the number of processes, and arch's sizes are filled in from the dataset.
@@ -85,14 +80,6 @@ def identity_key(key: str) -> bool:
 
 def comparable(protocol: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in protocol.items() if not identity_key(k)}
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -159,15 +146,15 @@ def parameter_count(weights_dir: Path) -> int | None:
     if not config.is_file():
         return None
     arch = _json(config, "weights config").get("arch")
-    key = _canonical(arch)
+    key = canonical(arch)
     if key not in _PARAMETERS:
         from hrm.models import build_model
         from hrm.models.checkpoint import CheckpointError, arch_from_dict
         try:
             head = build_model(arch_from_dict(arch, str(config)), device="meta")
             _PARAMETERS[key] = sum(p.numel() for p in head.parameters())
-        except (CheckpointError, ValueError, TypeError, KeyError):
-            _PARAMETERS[key] = None
+        except (CheckpointError, ValueError, TypeError, KeyError, RuntimeError, NotImplementedError):
+            _PARAMETERS[key] = None         # an architecture this hrm cannot build: not known
     return _PARAMETERS[key]
 
 
@@ -221,17 +208,18 @@ def read_eval(folder: Path) -> Entry:
         raise ReportError(f"{folder / RESULTS}: not `hrm eval` results (no protocol and metrics in it)")
     protocol = {"evaluated_by": "hrm eval", **results["protocol"]}
     protocol.setdefault("dataset_hash", results.get("dataset_hash"))
-    checkpoint = Path(str(results.get("checkpoint", "")))
+    named = results.get("checkpoint")
+    checkpoint = Path(named) if isinstance(named, str) and named else None
     from hrm.models.checkpoint import find_all_config
     # The checkpoint as named when it was evaluated, else the run this folder sits in (RUN/eval/<name>/).
-    found = find_all_config(checkpoint) if checkpoint.exists() else None
+    found = find_all_config(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     if found is None and (folder.parent.parent / ALL_CONFIG).is_file():
         found = folder.parent.parent / ALL_CONFIG
     config = _config(found) if found is not None else {}
-    step = re.search(r"step_(\d+)", checkpoint.name)
+    step = re.search(r"step_(\d+)", checkpoint.name) if checkpoint is not None else None
     metrics = {k: _number(results["metrics"].get(k)) for k in ("exact_accuracy", "accuracy", "q_halt_accuracy")}
     metrics["steps_trained"] = float(step.group(1)) if step else None
-    metrics["parameters"] = parameter_count(checkpoint) if checkpoint.is_dir() else None
+    metrics["parameters"] = parameter_count(checkpoint) if checkpoint is not None and checkpoint.is_dir() else None
     seed = config.get("seed")
     name = _name(found.parent) if found is not None else str(folder)
     return Entry(folder, name, seed if isinstance(seed, int) else None, config, protocol, metrics)
@@ -298,13 +286,13 @@ def check_protocols(entries: list[Entry]) -> None:
     first = comparable(entries[0].protocol)
     for entry in entries[1:]:
         other = comparable(entry.protocol)
-        differ = sorted(k for k in first.keys() | other.keys() if _canonical(first.get(k)) != _canonical(other.get(k))
+        differ = sorted(k for k in first.keys() | other.keys() if canonical(first.get(k)) != canonical(other.get(k))
                         or (k in first) != (k in other))
         if differ:
-            value = lambda p, k: _shown(p[k]) if k in p else "absent"        # noqa: E731
-            shown = ", ".join(f"{k} ({value(first, k)} vs {value(other, k)})" for k in differ)
+            value = lambda p, k: shown(p[k]) if k in p else "absent"        # noqa: E731
+            listed = ", ".join(f"{k} ({value(first, k)} vs {value(other, k)})" for k in differ)
             raise ReportError(f"{entries[0].path} and {entry.path} were evaluated under different protocols: "
-                              f"{shown}; pass mix_protocols=true to compare them anyway, in separate groups")
+                              f"{listed}; pass mix_protocols=true to compare them anyway, in separate groups")
 
 
 def group_entries(entries: list[Entry], mix_protocols: bool = False) -> list[Group]:
@@ -317,7 +305,7 @@ def group_entries(entries: list[Entry], mix_protocols: bool = False) -> list[Gro
     groups: dict[str, Group] = {}
     for entry in entries:
         config, protocol = defining_config(entry.config), comparable(entry.protocol)
-        key = _canonical([config or str(entry.path), protocol])
+        key = canonical([config or str(entry.path), protocol])
         if key not in groups:
             groups[key] = Group(entry.name, config, protocol)
         groups[key].entries.append(entry)
@@ -328,7 +316,7 @@ def group_entries(entries: list[Entry], mix_protocols: bool = False) -> list[Gro
 
 def _differing(dicts: list[dict[str, Any]]) -> list[str]:
     keys = sorted(set().union(*dicts)) if dicts else []
-    return [k for k in keys if len({_canonical(d.get(k, "-")) for d in dicts}) > 1]
+    return [k for k in keys if len({canonical(d.get(k, "-")) for d in dicts}) > 1]
 
 
 def _label(groups: list[Group]) -> None:
@@ -337,114 +325,16 @@ def _label(groups: list[Group]) -> None:
     protocol_keys = _differing([g.protocol for g in groups])
     names = [g.name for g in groups]
     for group in groups:
-        parts = [f"{k}={_shown(group.config.get(k, '-'))}" for k in config_keys if group.config]
-        parts += [f"{k}={_shown(group.protocol.get(k, '-'))}" for k in protocol_keys]
+        parts = [f"{k}={shown(group.config.get(k, '-'))}" for k in config_keys if group.config]
+        parts += [f"{k}={shown(group.protocol.get(k, '-'))}" for k in protocol_keys]
         unique_name = names.count(group.name) == 1
         group.label = group.name + (f" ({', '.join(parts)})" if parts and (not unique_name or len(parts) <= 3) else "")
 
 
-# ----------------------------------------------------------------------------------------------------
-# Output: Markdown, CSV, PNG
-
-def _cell(group: Group, key: str, percent: bool) -> str:
-    mean, std = group.mean_std(key)
-    if mean is None:
-        return "n/a"
-    if not percent:
-        values = group.values(key)
-        if len(set(values)) == 1:
-            return f"{values[0]:,.0f}"
-        return f"{mean:,.1f} ± {std:,.1f}"
-    scale = 100.0
-    return f"{scale * mean:.2f} ± " + (f"{scale * std:.2f}" if std is not None else "n/a")
-
-
-def markdown(groups: list[Group]) -> str:
-    """The comparison table, with a line on the protocol and what ± means, and notes on doubtful groups."""
-    head = ["group", "seeds"] + [title for _, title, _ in COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in groups:
-        seeds = ",".join("?" if s is None else str(s) for s in g.seeds)
-        row = [g.label.replace("|", "\\|"), f"{len(g.entries)} ({seeds})"] + [_cell(g, k, p) for k, _, p in COLUMNS]
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
-    lines.append("mean ± sample standard deviation (n − 1) over each group's runs (n/a for one run); "
-                 "held-out figures of the evaluation each entry records.")
-    protocols = {_canonical(g.protocol) for g in groups}
-    if len(protocols) == 1:
-        lines.append("protocol: " + ", ".join(f"{k}={_shown(v)[:12] if k.endswith('hash') and v else _shown(v)}"
-                                              for k, v in groups[0].protocol.items()))
-    else:
-        lines.append("mix_protocols=true: the groups were evaluated under different protocols (see their labels)")
-    for g in groups:
-        known = [s for s in g.seeds if s is not None]
-        if len(set(known)) < len(known):
-            lines.append(f"note: {g.label} holds the same seed more than once ({', '.join(str(e.path) for e in g.entries)})")
-        if len(set(g.values("steps_trained"))) > 1:
-            lines.append(f"note: {g.label}: its runs were evaluated after different numbers of steps (one unfinished?)")
-    return "\n".join(lines)
-
-
-def write_csv(groups: list[Group], path: Path) -> Path:
-    """One row per group: the mean and sample std of each column (empty where unknown), the seeds and paths."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["group", "runs", "seeds"] + [f"{k}_{s}" for k, _, _ in COLUMNS for s in ("mean", "std")]
-                    + ["protocol", "paths"])
-    for g in groups:
-        stats = [v for k, _, _ in COLUMNS for v in g.mean_std(k)]
-        writer.writerow([g.label, len(g.entries), " ".join("" if s is None else str(s) for s in g.seeds)]
-                        + ["" if v is None else repr(v) for v in stats]
-                        + [_canonical(g.protocol), " ".join(str(e.path) for e in g.entries)])
-    return atomic_write_text(path, buffer.getvalue())
-
-
-def write_png(groups: list[Group], path: Path) -> Path:
-    """Bars of the mean exact and token accuracy per group, error bars one sample std, each run a dot."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [(key, title) for key, title, percent in COLUMNS[:2] if any(g.values(key) for g in groups)]
-    x = np.arange(len(groups))
-    width = 0.8 / max(1, len(shown))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(groups) + 2), 4.0))
-    for i, (key, title) in enumerate(shown):
-        means = [100 * (g.mean_std(key)[0] or 0) for g in groups]
-        stds = [100 * (g.mean_std(key)[1] or 0) for g in groups]
-        offset = (i - (len(shown) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=stds, capsize=4, label=title.replace(" (%)", ""))
-        for j, g in enumerate(groups):
-            values = [100 * v for v in g.values(key)]
-            ax.plot([x[j] + offset] * len(values), values, "k.", markersize=4)
-    ax.set_xticks(x, [g.label for g in groups], rotation=20 if len(groups) > 2 else 0, ha="right" if len(groups) > 2 else "center",
-                  fontsize=8)
-    ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title("mean ± sample std (n − 1) over seeds; dots: runs", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
-
-
 def default_out(paths: list[Path]) -> Path:
     """comparison.csv in the one folder given, else in the folder that holds all of them."""
-    folders = [Path(p).resolve() for p in paths]
-    folders = [f.parent if f.is_file() else f for f in folders]
-    home = folders[0] if len(folders) == 1 else Path(*_common(folders))
-    return home / "comparison.csv"
-
-
-def _common(folders: list[Path]) -> tuple[str, ...]:
-    parts = folders[0].parts
-    for folder in folders[1:]:
-        n = 0
-        while n < min(len(parts), len(folder.parts)) and parts[n] == folder.parts[n]:
-            n += 1
-        parts = parts[:n]
-    return parts
+    folders = [p.parent if p.is_file() else p for p in (Path(p).resolve() for p in paths)]
+    return Path(os.path.commonpath(folders)) / "comparison.csv"
 
 
 @dataclass

@@ -51,6 +51,9 @@ def seed_configs(config_arg: str | None, overrides: list[str], seeds: list[int])
     arch = base_config.arch.name.split("@")[0].split(".")[-1]
     run_name = base_config.run_name or f"{arch}-seeds"
     base = Path(default_run_dir(dataclasses.replace(base_config, run_name=run_name))[2])
+    if (base / "all_config.yaml").is_file():
+        raise ConfigError(f"{base}: is a run directory; seeds= puts its runs in BASE/seed<N>: give another "
+                          "checkpoint_path")
     configs = [build_config(config_arg, overrides + [f"seed={seed}", f"checkpoint_path={seed_dir(base, seed)}",
                                                      f"run_name={run_name}-seed{seed}"]) for seed in seeds]
     return base, configs
