@@ -3,7 +3,11 @@ command run again skips the finished seeds, resumes the unfinished one and resta
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,24 @@ from safetensors.torch import load_file
 from training_fixtures import make_dataset
 
 from hrm.training.commands import train_main
+
+REPO = Path(__file__).resolve().parents[2]
+# `hrm train` whose seed-1 run kills itself with SIGKILL at step 3, after its checkpoint at step 2.
+KILLED_AT_SEED_1 = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+import hrm.training.trainer as trainer
+real_train = trainer.train
+def train(config, callback=None):
+    def kill(event):
+        if config.seed == 1 and event.kind == "log" and event.step == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_train(config, kill)
+trainer.train = train
+from hrm.training.commands import train_main
+sys.exit(train_main(sys.argv[1:]))
+"""
 
 # Two iterations of one epoch (4 steps): an evaluation and a checkpoint at steps 2 and 4.
 ARGS = ["global_batch_size=16", "epochs=2", "eval_interval=1", "lr=3e-3", "lr_warmup_steps=5", "arch.hidden_size=32",
@@ -77,6 +99,27 @@ def test_the_same_command_again_skips_resumes_and_restarts(seeds_run, tmp_path, 
              if "eval/exact_accuracy" in line]
     assert steps == [2, 4]                   # the restarted run's metrics start afresh, nothing twice
     assert "| 3 (0,1,2) |" in out
+
+
+def test_a_seeds_run_killed_part_way_continues_with_the_same_command(seeds_run, tmp_path):
+    data, straight, _ = seeds_run
+    base = tmp_path / "base"
+    argv = ["seeds=0,1,2", f"data_path={data}", f"checkpoint_path={base}", *ARGS]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_SEED_1, *argv], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert sorted(p.name for p in (base / "seed1" / "checkpoints").iterdir()) == ["step_2"]
+    assert not (base / "seed2").exists()
+
+    again = subprocess.run([sys.executable, "-m", "hrm.cli", "train", *argv], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "seed 0: finished earlier" in again.stdout
+    assert "seed 1: resuming" in again.stdout and "from step_2" in again.stdout
+    assert "seed 2: training" in again.stdout and "| 3 (0,1,2) |" in again.stdout
+    for n in range(3):                       # as if never interrupted
+        assert same(weights(base / f"seed{n}"), weights(straight / f"seed{n}")), n
 
 
 def test_a_run_launched_separately_joins_the_report(seeds_run, tmp_path, capsys):
