@@ -34,14 +34,15 @@ TRAIN_EPILOG = """examples:
 
 `hrm train --keys` lists every key. Presets live in configs/.
 
-seeds=0,1,2 trains the same config once per seed, one after another in this process, each into its own run
-directory BASE/seed<N>, where BASE is checkpoint_path= (default checkpoints/<project>/<run_name>, run_name
-defaulting to <arch>-seeds: no timestamp, so that the same command finds the same folders). It prints a line per
-seed and then the comparison of `hrm report BASE` (also written to BASE/comparison.csv and .png). Run the same
-command again after an interruption: a seed whose run finished is skipped, an unfinished one resumes from its
-latest checkpoint (as resume=BASE/seed<N> does), one killed before its first checkpoint starts again from
-scratch; a seed folder that holds a run of another config is refused, naming the key. The same runs as separate
-processes, e.g. on several machines:
+seeds=0,1,2 trains the same config once per seed, one after another in this process, each into its
+own run directory BASE/seed<N>. BASE is checkpoint_path= (default checkpoints/<project>/<run_name>,
+run_name defaulting to <arch>-seeds: no timestamp, so that the same command finds the same folders).
+It prints a line per seed, then the comparison of `hrm report BASE` (also BASE/comparison.csv, png).
+Run the same command again after an interruption: a seed whose run finished is skipped, an
+unfinished one resumes from its latest checkpoint (as resume=BASE/seed<N> does), one killed before
+its first checkpoint starts again from scratch; a seed folder holding a run of another config is refused,
+naming the key. The same runs as separate processes (on several machines, or under torchrun, where
+seeds= is refused):
   hrm train seed=1 checkpoint_path=runs/sudoku-seeds/seed1 data_path=...
 `hrm report runs/sudoku-seeds` reads either kind alike.
 """
