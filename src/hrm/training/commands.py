@@ -40,9 +40,9 @@ run_name defaulting to <arch>-seeds: no timestamp, so that the same command find
 It prints a line per seed, then the comparison of `hrm report BASE` (also BASE/comparison.csv, png).
 Run the same command again after an interruption: a seed whose run finished is skipped, an
 unfinished one resumes from its latest checkpoint (as resume=BASE/seed<N> does), one killed before
-its first checkpoint starts again from scratch; a seed folder holding a run of another config is refused,
-naming the key. The same runs as separate processes (on several machines, or under torchrun, where
-seeds= is refused):
+its first checkpoint starts again from scratch; a seed folder holding a run of another config is
+refused, naming the key. The same runs as separate processes (on several machines, or under torchrun,
+where seeds= is refused):
   hrm train seed=1 checkpoint_path=runs/sudoku-seeds/seed1 data_path=...
 `hrm report runs/sudoku-seeds` reads either kind alike.
 """
