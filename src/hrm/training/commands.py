@@ -41,8 +41,8 @@ It prints a line per seed, then the comparison of `hrm report BASE` (also BASE/c
 Run the same command again after an interruption: a seed whose run finished is skipped, an
 unfinished one resumes from its latest checkpoint (as resume=BASE/seed<N> does), one killed before
 its first checkpoint starts again from scratch; a seed folder holding a run of another config is
-refused, naming the key. The same runs as separate processes (on several machines, or under torchrun,
-where seeds= is refused):
+refused, naming the key. The same runs as separate processes (on several machines, or under
+torchrun, where seeds= is refused):
   hrm train seed=1 checkpoint_path=runs/sudoku-seeds/seed1 data_path=...
 `hrm report runs/sudoku-seeds` reads either kind alike.
 """
