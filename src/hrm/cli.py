@@ -3,6 +3,7 @@
     hrm data      build, check and show datasets            (hrm.data.commands)
     hrm train     train a model, or resume a run              (hrm.training.commands)
     hrm eval      evaluate a checkpoint on a dataset          (hrm.evaluation.commands)
+    hrm report    runs across seeds: mean ± std, CSV, PNG     (hrm.evaluation.compare)
     hrm solve     solve one puzzle with a checkpoint          (hrm.evaluation.commands)
     hrm export    export to ONNX, MLIR or MLX                 (hrm.export.commands)
     hrm verify    parity table of every backend vs PyTorch    (hrm.export.commands)
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "data": ("hrm.data.commands", "main", "build, check and show puzzle datasets", "spec"),
     "train": ("hrm.training.commands", "train_main", "train a model (key=value overrides), or resume=RUN_DIR", "train_spec"),
     "eval": ("hrm.evaluation.commands", "eval_main", "evaluate a checkpoint on a dataset's test split", "eval_spec"),
+    "report": ("hrm.evaluation.compare", "main", "compare runs across seeds: mean ± std per config, Markdown, CSV, PNG", "spec"),
     "solve": ("hrm.evaluation.commands", "solve_main", "solve one puzzle with a checkpoint", "solve_spec"),
     "export": ("hrm.export.commands", "export_main", "export a checkpoint to onnx | mlir | mlx", "export_spec"),
     "verify": ("hrm.export.commands", "verify_main", "compare every backend with PyTorch", "verify_spec"),

@@ -2,6 +2,7 @@
 
     hrm train [config=NAME|PATH] [key=value ...]          a new run
     hrm train resume=RUN_DIR [key=value ...]              continue a run exactly where its checkpoint is
+    hrm train seeds=0,1,2 checkpoint_path=BASE [...]      one run per seed, in BASE/seed<N> (hrm.training.seeds)
     hrm plot RUN_DIR [output=curves.png]
     hrm doctor [json=true]
 
@@ -32,6 +33,18 @@ TRAIN_EPILOG = """examples:
   hrm train --config cpu_tiny data_path=... logger=tensorboard compile=false checkpoint_interval=500
 
 `hrm train --keys` lists every key. Presets live in configs/.
+
+seeds=0,1,2 trains the same config once per seed, one after another in this process, each into its
+own run directory BASE/seed<N>. BASE is checkpoint_path= (default checkpoints/<project>/<run_name>,
+run_name defaulting to <arch>-seeds: no timestamp, so that the same command finds the same folders).
+It prints a line per seed, then the comparison of `hrm report BASE` (also BASE/comparison.csv, png).
+Run the same command again after an interruption: a seed whose run finished is skipped, an
+unfinished one resumes from its latest checkpoint (as resume=BASE/seed<N> does), one killed before
+its first checkpoint starts again from scratch; a seed folder holding a run of another config is
+refused, naming the key. The same runs as separate processes (on several machines, or under
+torchrun, where seeds= is refused):
+  hrm train seed=1 checkpoint_path=runs/sudoku-seeds/seed1 data_path=...
+`hrm report runs/sudoku-seeds` reads either kind alike.
 """
 
 
@@ -75,6 +88,8 @@ def train_spec() -> Command:
                        Option("config", short="-c", metavar="NAME|PATH", help="a preset in configs/ or a YAML file"),
                        Option("print_config", bool, False, help="print the resolved config and exit"),
                        Option("keys", bool, False, help="list every config key and exit"),
+                       Option("seeds", int, many=True, metavar="N,N,...",
+                              help="train once per seed, into BASE/seed<N> (see below); run again to continue"),
                    ], passthrough="overrides", epilog=TRAIN_EPILOG,
                    passthrough_help="config keys (key=value, e.g. lr=7e-5 arch.L_cycles=8 resume=RUN_DIR; logger is\n"
                                     "logging.logger; `hrm train --keys` lists them one a line):\n" + listed)
@@ -85,6 +100,9 @@ def train_main(argv: list[str]) -> int:
     if args.keys:
         print("\n".join(all_keys() + ["logger (= logging.logger)", "resume (= a run directory)"]))
         return 0
+    if args.seeds:
+        from hrm.training.seeds import train_seeds
+        return train_seeds(args.config, args.overrides, args.seeds, args.print_config)
 
     from hrm.models.checkpoint import CheckpointError
 
@@ -94,34 +112,48 @@ def train_main(argv: list[str]) -> int:
         print(f"hrm train: {e}", file=sys.stderr)
         return 2
     if args.print_config:
-        import dataclasses
-
-        import yaml
-        print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), end="")
+        print_config(config)
         return 0
+    code, result = run_training(config)
+    if result is not None and os.environ.get("RANK", "0") == "0":          # one line, from rank 0 under torchrun
+        print(summary_line(result))
+    return code
 
+
+def print_config(config) -> None:
+    import dataclasses
+
+    import yaml
+    print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), end="")
+
+
+def run_training(config):
+    """train(config) -> (exit code, TrainResult or None). Bad input (the config, the data, a damaged run, a
+    device this machine lacks, a run another process writes) exits 2; a run that fails on the way (a full
+    disk) exits 1. Both print one line, no traceback."""
     from hrm.data import DatasetFormatError
     from hrm.device import DeviceError
     from hrm.files import describe_os_error
+    from hrm.models.checkpoint import CheckpointError
     from hrm.training.run_lock import RunLockedError
     from hrm.training.trainer import train
 
-    # Bad input (the config, the data, a damaged run, a device this machine lacks, a run another process
-    # writes) exits 2; a run that fails on the way (a full disk) exits 1. Both with one line, no traceback.
     try:
-        result = train(config)
+        return 0, train(config)
     except (ConfigError, CheckpointError, DatasetFormatError, DeviceError, RunLockedError, FileExistsError) as e:
         print(f"hrm train: {e}", file=sys.stderr)
-        return 2
+        return 2, None
     except OSError as e:
         print(f"hrm train: {describe_os_error(e)}", file=sys.stderr)
-        return 2 if e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EROFS) else 1
-    if os.environ.get("RANK", "0") == "0":          # one line, from rank 0 under torchrun
-        headline = result.eval_metrics.get("eval/exact_accuracy")
-        summary = f"eval exact_accuracy {headline:.4f}, " if headline is not None else ""
-        print(f"done at step {result.step}/{result.total_steps}: {summary}run dir {result.run_dir}"
-              + (f", last checkpoint {result.checkpoint.name}" if result.checkpoint else ""))
-    return 0
+        return (2 if e.errno in (errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EROFS) else 1), None
+
+
+def summary_line(result) -> str:
+    """`done at step 64/64: eval exact_accuracy 0.1234, run dir ..., last checkpoint step_64`."""
+    headline = result.eval_metrics.get("eval/exact_accuracy")
+    summary = f"eval exact_accuracy {headline:.4f}, " if headline is not None else ""
+    return (f"done at step {result.step}/{result.total_steps}: {summary}run dir {result.run_dir}"
+            + (f", last checkpoint {result.checkpoint.name}" if result.checkpoint else ""))
 
 
 def plot_spec() -> Command:
