@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import json
 import os
 import re
 import shutil
@@ -175,3 +176,16 @@ def describe_os_error(error: OSError, path: str | os.PathLike | None = None) -> 
         return str(error)
     reason = (error.strerror or os.strerror(error.errno)).lower()
     return f"{reason}: {os.fspath(where)}" if where is not None else reason
+
+
+def read_jsonl_lines(path: str | os.PathLike) -> list[str]:
+    """The complete lines of a JSON-lines file (metrics.jsonl): a run killed mid-write may leave a partial
+    last line, which is skipped."""
+    lines = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        lines.append(line)
+    return lines

@@ -14,4 +14,6 @@
     puzzles       reading one puzzle for `hrm solve` (Sudoku string, maze text, ARC task JSON)
     solve         `hrm.solve(...)`: one puzzle in, the answer and the reasoning steps out (solve_arc: ARC)
     commands      `hrm eval` and `hrm solve`
+    compare       `hrm report`: runs and eval results grouped by config, mean ± std over seeds, one protocol
+    compare_table the comparison as Markdown, CSV and a PNG
 """

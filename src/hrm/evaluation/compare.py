@@ -159,14 +159,12 @@ def parameter_count(weights_dir: Path) -> int | None:
 
 
 def _last_eval(path: Path) -> dict[str, Any] | None:
-    """The last record of metrics.jsonl with an evaluation in it. NOTE: a killed run may leave a partial last
-    line, which is skipped (as hrm.training.loggers.read_metrics_lines does; that layer is above this one)."""
+    """The last record of metrics.jsonl with an evaluation in it (a killed run's partial last line skipped)."""
+    from hrm.files import read_jsonl_lines
+
     last = None
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for line in read_jsonl_lines(path):
+        record = json.loads(line)
         if isinstance(record, dict) and _number(record.get("eval/exact_accuracy")) is not None:
             last = record
     return last

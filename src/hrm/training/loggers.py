@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hrm.files import atomic_write_text
+from hrm.files import atomic_write_text, read_jsonl_lines
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -28,7 +28,7 @@ class MetricsFile:
 
     def _truncate_after(self, step: int) -> None:
         """Drop records past the checkpoint we resume from: the killed run's steps are re-done."""
-        kept = [line for line in read_metrics_lines(self.path) if json.loads(line).get("step", 0) <= step]
+        kept = [line for line in read_jsonl_lines(self.path) if json.loads(line).get("step", 0) <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -45,25 +45,13 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None      # JSON has no NaN
 
 
-def read_metrics_lines(path: Path) -> list[str]:
-    """The complete lines of a metrics file (a run killed mid-write may leave a partial last line)."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        lines.append(line)
-    return lines
-
-
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics file (is this a run directory of `hrm train`?)")
-    return [json.loads(line) for line in read_metrics_lines(path)]
+    return [json.loads(line) for line in read_jsonl_lines(path)]
 
 
 class TensorBoardLogger:
