@@ -320,6 +320,19 @@ def is_hrm_checkpoint(path: Path) -> bool:
     return (path.is_dir() and (path / WEIGHTS_FILE).is_file()) or path.suffix == ".safetensors"
 
 
+def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict without the `_orig_mod.` prefix, the file it came from) of any checkpoint a user may name,
+    without building its model (so neither its architecture nor its dataset is needed)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    path = resolve_weights(path)
+    if is_hrm_checkpoint(path):
+        weights = path / WEIGHTS_FILE if path.is_dir() else path
+        return strip_prefix(read_safetensors(weights)), str(weights)
+    return read_original_state_dict(path), str(path)
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
                     arch_overrides: dict[str, Any] | None = None) -> tuple[ACTLossHead, Any, dict[str, Any]]:
     """Load weights from hrm's format or the original's. Returns (head, arch config, info).

@@ -87,6 +87,9 @@ class TrainConfig:
     # TRM's PretrainConfig adds these (every official TRM run sets ema=true): weight averaging (semantics §15.4).
     ema: bool = False
     ema_rate: float = 0.999
+    load_checkpoint: str | None = None       # initial weights from a checkpoint (hrm's or an original one; semantics §15.6)
+    freeze_weights: bool = False             # train the puzzle-embedding table only (the network is never updated)
+    min_eval_interval: int = 0               # evaluate only from this iteration index on (units of eval_interval epochs)
     project_name: str | None = None          # None: "<Dataset> ACT-torch"
     run_name: str | None = None              # None: "<arch>-<date>-<time>"
     checkpoint_path: str | None = None       # the run directory; None: checkpoints/<project>/<run>
@@ -131,6 +134,11 @@ class TrainConfig:
             problems.append(f"seed must be in [0, 2**32 - 1] (numpy's generators take no other), got {self.seed}")
         if not 0 <= self.ema_rate <= 1:
             problems.append(f"ema_rate must be in [0, 1], got {self.ema_rate}")
+        if self.min_eval_interval < 0:
+            problems.append(f"min_eval_interval must be >= 0 (an iteration index), got {self.min_eval_interval}")
+        if self.freeze_weights and self.arch.puzzle_emb_ndim == 0:
+            problems.append("freeze_weights=true trains the puzzle table only, and this architecture has none "
+                            "(arch.puzzle_emb_ndim=0): nothing would train")
         if self.checkpoint_interval < 0 or self.keep_checkpoints < 0:
             problems.append("checkpoint_interval and keep_checkpoints must be >= 0")
         if self.data.eval_batch_size is not None and self.data.eval_batch_size < 1:

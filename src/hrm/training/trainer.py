@@ -131,6 +131,11 @@ class Trainer:
         np.random.seed(config.seed + rank)
         random.seed(config.seed + rank)
         self.head = build_model(config.arch, forward_dtype=self.dtype, device=self.device)
+        if config.load_checkpoint and not config.resume:     # a resumed run restores its own weights
+            from hrm.training.initial_weights import load_initial_weights
+            loaded = load_initial_weights(self.head, config.load_checkpoint)
+            if self.processes.is_main:
+                print(f"hrm train: {loaded}", flush=True)
         dist_.broadcast_module(self.head, self.processes)
         self.params = [p for _, p in self.head.named_parameters()]
         optimizers: list[torch.optim.Optimizer] = []
@@ -236,7 +241,8 @@ class Trainer:
                     if self.stop_requested:
                         break
                 else:                            # the pass is done: evaluate, then checkpoint
-                    self._evaluate_and_log(bar)
+                    if state.iteration >= config.min_eval_interval:
+                        self._evaluate_and_log(bar)
                     state.iteration_finished = True
                     last = state.iteration == total_iters - 1
                     if config.checkpoint_every_eval or last or self.stop_requested:
@@ -264,6 +270,9 @@ class Trainer:
         ((1 / self.config.global_batch_size) * loss).backward()
         dist_.all_reduce_grads(self.params, self.processes)
         for optimizer, base_lr in zip(state.optimizers, self.base_lrs):
+            if self.config.freeze_weights and optimizer is state.adam:
+                optimizer.zero_grad(set_to_none=True)    # the network gets gradients and is never updated
+                continue
             lr = cosine_schedule_with_warmup(state.step, base_lr, self.config.lr_warmup_steps, state.lr_horizon,
                                              self.config.lr_min_ratio)
             for group in optimizer.param_groups:
