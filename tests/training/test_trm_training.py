@@ -44,3 +44,13 @@ def test_trm_resumes_bit_for_bit(data, tmp_path, extra):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     if "arch.no_ACT_continue=false" in extra:
         assert "train/q_continue_loss" in whole.train_metrics      # the HRM rule's Q target is trained
+
+
+def test_trm_trains_with_softmax_cross_entropy(data, tmp_path):
+    """The official code raises TypeError (unexpected keyword valid_mask) on this loss; here it trains."""
+    losses = []
+    result = train(tiny_config(data, tmp_path / "run", *TRM, "arch.loss.loss_type=softmax_cross_entropy", "epochs=8",
+                               "eval_interval=8"),
+                   callback=lambda e: losses.append(e.metrics["train/lm_loss"]) if e.kind == "log" else None)
+    assert result.step == result.total_steps and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-8:]) < sum(losses[:8]), losses

@@ -34,7 +34,9 @@ def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_i
 
 
 def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID) -> torch.Tensor:
-    flat = F.cross_entropy(logits.to(torch.float32).view(-1, logits.shape[-1]), labels.to(torch.long).view(-1),
+    # NOTE: reshape, not the original's view: the logits without their puzzle positions are a strided slice,
+    # which view refuses when they are float32 already (in bf16 the cast copies, so the original never saw it).
+    flat = F.cross_entropy(logits.to(torch.float32).reshape(-1, logits.shape[-1]), labels.to(torch.long).reshape(-1),
                            ignore_index=ignore_index, reduction="none")
     return flat.view(labels.shape)
 
