@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,7 +116,8 @@ class Progress:
         if self.arch is None:
             self.arch, self.parameters = trainer.config.arch, sum(p.numel() for p in trainer.params)
         self.timeline.append((seconds, event.step))
-        last = seconds >= self.budget or event.step >= event.total_steps     # train_for stops at this log
+        # train_for stops at this log: the budget is spent (its own test, on the same seconds) or the schedule is.
+        last = seconds >= self.budget or event.step >= event.total_steps
         if self.marks and (seconds >= self.marks[0] or last):
             while self.marks and self.marks[0] <= seconds:
                 self.marks.pop(0)
@@ -178,8 +181,9 @@ def run_entry(task: Task, entrant: Entrant, seed: int, settings: dict, out: Path
     # demo's ten minutes: an entrant whose graph compiles slower pays for it, as it would for a user. The
     # seconds per step are measured after the first log, so they leave the compilation out.
     result = train_for(config, settings["minutes"], log=lambda m: say(f"  {m}"), at_log=progress)
+    name = f"{task.name} / {entrant.label} / seed {seed}"
     if result.checkpoint is None or not progress.timeline:
-        raise ArenaError(f"{task.name} / {entrant.label} / seed {seed}: training stopped before its first checkpoint")
+        raise ArenaError(f"{name}: training stopped before its first checkpoint")
     resolved = yaml.safe_load((run_dir / "all_config.yaml").read_text(encoding="utf-8"))
     blocks = progress.arch.block_applications()[0]
     scores = {"standard": score(result.checkpoint, data_path, run_dir / "eval" / "standard", {}, blocks)}
@@ -204,18 +208,19 @@ def run_arena(tasks: list[Task], entrants: list[Entrant], seeds: list[int], sett
     """Every entry not yet finished, then the table and the plot; returns the paths written."""
     from hrm.arena.table import write_report
 
+    # Every finished entry is checked first, so that a folder made with other settings is refused at once.
+    pending = {task.name: [(e, s) for e in entrants for s in seeds
+                           if not finished(entry_path(out, task.name, e.label, s), settings)] for task in tasks}
     for task in tasks:
-        pending = [(e, s) for e in entrants for s in seeds
-                   if not finished(entry_path(out, task.name, e.label, s), settings)]
-        done = len(entrants) * len(seeds) - len(pending)
-        say(f"arena: {task.name}: {done} of {len(entrants) * len(seeds)} entries already finished"
-            + (", running the rest" if pending else ""))
-        if not pending:
+        total = len(entrants) * len(seeds)
+        say(f"arena: {task.name}: {total - len(pending[task.name])} of {total} entries already finished"
+            + (", running the rest" if pending[task.name] else ""))
+        if not pending[task.name]:
             continue
         start = time.perf_counter()
         task.build(out / "data" / task.name, say)                  # outside every budget
         say(f"data: {describe_data(out / 'data' / task.name)} ({time.perf_counter() - start:.1f} s)")
-        for entrant, seed in pending:
+        for entrant, seed in pending[task.name]:
             say(f"arena: {task.name} / {entrant.label} ({entrant.describe()}) / seed {seed}: "
                 f"training for {settings['minutes']:g} min")
             run_entry(task, entrant, seed, settings, out, say)
@@ -238,6 +243,10 @@ def spec() -> Command:
         Option("curve_examples", int, 256, help="held-out puzzles each of those evaluates"),
     ], passthrough="overrides", passthrough_help="Any other key=value is a training override for every entrant, "
                                                  "as for `hrm train` (e.g. compile=false arch.hidden_size=32).")
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str]) -> int:
@@ -263,9 +272,21 @@ def main(argv: list[str]) -> int:
                     "tts_words": list(args.tts), "curve_points": args.curve_points,
                     "curve_examples": args.curve_examples, "overrides": list(args.overrides)}
         tasks = [TASKS[t] for t in dict.fromkeys(args.tasks)]
-        written = run_arena(tasks, entrants, sorted(set(args.seeds)), settings, args.out)
+        # NOTE: Ctrl-C aborts at once. The trainer's own handler (finish the step, checkpoint, stop) is for runs
+        # that resume; an arena entry is never resumed half-way but run again, so it has nothing to save. With
+        # a handler of ours in place the trainer installs none.
+        previous = signal.signal(signal.SIGINT, interrupt) if threading.current_thread() is threading.main_thread() else None
+        try:
+            written = run_arena(tasks, entrants, sorted(set(args.seeds)), settings, args.out)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     except (ArenaError, ConfigError, EvalError) as e:
         print(f"hrm arena: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hrm arena: interrupted; the entry in progress is not recorded, the finished ones are kept: the same "
+              f"command resumes", file=sys.stderr)
+        return 130
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

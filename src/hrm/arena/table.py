@@ -45,7 +45,7 @@ def count(values: list[float]) -> str:
     return f"{mean:,.0f}" if std is None else f"{mean:,.0f} ± {std:,.0f}"
 
 
-COLUMNS = ["entrant", "parameters", "seeds", "steps trained", "s/step", "held-out exact", "fwd/puzzle",
+COLUMNS = ["entrant", "parameters", "seeds", "steps trained", "s/step", "warm-up s", "held-out exact", "fwd/puzzle",
            "blocks/puzzle", "held-out exact, test-time setting", "fwd/puzzle, test-time setting"]
 
 
@@ -54,7 +54,7 @@ def row(entries: list[dict]) -> list[str]:
     speeds = [e["seconds_per_step"] for e in entries if e["seconds_per_step"] is not None]
     tts = [e["tts"] for e in entries if e.get("tts")]
     return [first["entrant"], f"{first['parameters']:,}", str(len(entries)), count([e["steps_trained"] for e in entries]),
-            f"{np.mean(speeds):.3f}" if speeds else "-",
+            f"{np.mean(speeds):.3f}" if speeds else "-", f"{np.mean([e['seconds_to_first_log'] for e in entries]):.0f}",
             percent([e["standard"]["exact_accuracy"] for e in entries]),
             str(first["standard"]["forward_passes_per_puzzle"]), f"{first['standard']['block_applications_per_puzzle']:,}",
             percent([t["exact_accuracy"] for t in tts]) if tts else "-",
@@ -79,7 +79,8 @@ def markdown(found: dict[tuple[str, str], list[dict]], tasks) -> str:
                 + ". No labels are used to pick the answer."] if tts else []),
              "", "Held-out exact accuracy (every cell right) is the mean ± sample standard deviation over the seeds; "
                  "fwd/puzzle counts ACT steps x trajectories, blocks/puzzle the transformer blocks they apply; "
-                 "s/step is measured after the first log (without the compilation); parameters leave out the "
+                 "s/step is measured after the first log, warm-up s is the time to it (the trainer's start, "
+                 "compilation, the first log_interval steps), both inside the budget; parameters leave out the "
                  "puzzle-embedding table."]
     if settings["overrides"]:
         lines += ["", "Overrides for every entrant: `" + " ".join(settings["overrides"]) + "`."]

@@ -73,7 +73,9 @@ TASKS = {
 def describe_data(path: Path) -> str:
     """'50,000 training puzzles x 16 versions, 1,000 held-out' from the dataset on disk."""
     from hrm.data import load_metadata
+    from hrm.evaluation.loop import split_size
 
     train, test = load_metadata(path, "train"), load_metadata(path, "test")
-    return (f"{train.total_groups:,} training puzzles x {train.mean_puzzle_examples:g} versions, {test.total_groups:,} "
+    versions = split_size(path, "train", train.sets) / train.total_groups      # a group: a puzzle and its versions
+    return (f"{train.total_groups:,} training puzzles x {versions:g} versions, {test.total_groups:,} "
             "held-out puzzles, none equivalent to a training puzzle")

@@ -85,11 +85,10 @@ def train_for(config, minutes: float, log=print, at_log=None):
         nonlocal paused
         if event.kind != "log":
             return None
-        if at_log is not None:
-            entered = time.perf_counter()
-            at_log(event, trainer, entered - paused - (deadline - minutes * 60))
-            paused += time.perf_counter() - entered
         now = clock()
+        if at_log is not None:
+            at_log(event, trainer, now - (deadline - minutes * 60))
+            paused += clock() - now
         if now >= deadline:
             return False
         if event.step >= config.lr_warmup_steps:      # compilation and warm-up are behind us
