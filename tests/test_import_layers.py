@@ -8,7 +8,7 @@
     export      ONNX, MLIR/IREE, the backends, verify
     evaluation  the evaluation loop, metrics, ARC scoring, solve
     training    the trainer (it evaluates through evaluation), the demo
-    top         viz, bench, check-reference (it replays training), the CLI, and the package's own __init__ (its lazy `hrm.solve`)
+    top         viz, bench, check-reference (it replays training), the arena, the CLI, and the package's own __init__ (its lazy `hrm.solve`)
 
 A part may import its own layer's modules and any lower layer, never a higher one. Imports inside
 functions count too: a lazy import is still a dependency.
@@ -28,7 +28,7 @@ LAYERS = [
     {"export"},
     {"evaluation"},
     {"training"},
-    {"viz", "bench", "cli", "flops", "reference", "api"},
+    {"viz", "bench", "cli", "flops", "reference", "arena", "api"},
 ]
 LEVEL = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 

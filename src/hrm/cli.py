@@ -10,6 +10,7 @@
     hrm bench     benchmarks                                  (hrm.bench)
     hrm viz       the browser visualiser, or a PNG            (hrm.viz.commands)
     hrm demo      train a small HRM on the CPU and show it reason
+    hrm arena     HRM, TRM and the baseline on the same CPU budget, over seeds  (hrm.arena)
     hrm plot      draw a run's curves to PNG
     hrm doctor    what this machine can run, and what is missing
     hrm check-reference FIXTURE.json   compare the model with a recorded reference
@@ -38,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "bench": ("hrm.bench", "main", "training speed and MFU (hrm bench train)", "spec"),
     "viz": ("hrm.viz.commands", "main", "browser visualiser, or png=OUT for a static picture", "spec"),
     "demo": ("hrm.training.demo", "main", "train a small HRM (or arch=trm, arch=transformer) on this CPU and show it reason", "spec"),
+    "arena": ("hrm.arena.run", "main", "train every architecture for the same CPU budget and tabulate held-out accuracy", "spec"),
     "plot": ("hrm.training.commands", "plot_main", "draw a run's metrics to PNG", "plot_spec"),
     "doctor": ("hrm.training.commands", "doctor_main", "report device, dtype and optional packages", "doctor_spec"),
     "check-reference": ("hrm.reference.hrm", "main", "compare the model with a recorded fixture", "spec"),

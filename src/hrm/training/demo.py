@@ -58,24 +58,37 @@ def build_data(data_path: Path, log=print) -> Path:
     return data_path
 
 
-def train_for(config, minutes: float, log=print):
+def train_for(config, minutes: float, log=print, at_log=None):
     """Train until the time budget is spent (checked at every log event), then checkpoint.
 
     NOTE: the cosine LR schedule is fitted to the time budget. The trainer's schedule counts steps, and
     how many steps ten minutes hold depends on the machine; so at every log after the warm-up, the horizon
     (lr_schedule_steps) is set to the step the run will reach at the deadline, at the speed measured since
     the warm-up. The final value is what all_config.yaml records.
+
+    `at_log(event, trainer, seconds)`, when given, runs at every log event with the seconds of budget spent
+    so far. The time it takes is left out of the budget, the speed fit and the steps/s (`hrm arena`
+    evaluates the held-out puzzles there); without it the demo reads the clock exactly as before.
     """
     from hrm.training.config import save_config
     from hrm.training.trainer import Trainer
 
-    deadline = time.perf_counter() + minutes * 60
+    paused = 0.0                                        # seconds spent in at_log, not counted
+
+    def clock():
+        return time.perf_counter() - paused
+
+    deadline = clock() + minutes * 60
     since_warmup: list[tuple[float, int]] = []          # (time, step) of the first log after the warm-up
 
     def callback(event):
+        nonlocal paused
         if event.kind != "log":
             return None
-        now = time.perf_counter()
+        now = clock()
+        if at_log is not None:
+            at_log(event, trainer, now - (deadline - minutes * 60))
+            paused += clock() - now
         if now >= deadline:
             return False
         if event.step >= config.lr_warmup_steps:      # compilation and warm-up are behind us
@@ -88,15 +101,15 @@ def train_for(config, minutes: float, log=print):
                 trainer.state.lr_horizon = trainer.config.lr_schedule_steps = horizon
         return None
 
-    start = time.perf_counter()
+    start = clock()
     trainer = Trainer(config, callback)
     try:
         result = trainer.run()
         save_config(dataclasses.replace(trainer.config, resume=None), result.run_dir / "all_config.yaml")
     finally:
         trainer.close()
-    log(f"trained {result.step} steps in {(time.perf_counter() - start) / 60:.1f} min "
-        f"({result.step / max(time.perf_counter() - start, 1e-9):.1f} steps/s)")
+    log(f"trained {result.step} steps in {(clock() - start) / 60:.1f} min "
+        f"({result.step / max(clock() - start, 1e-9):.1f} steps/s)")
     return result
 
 
