@@ -174,8 +174,8 @@ def plot_sweep(out_dir: Path, cells: list[dict[str, Any]]) -> list[Path]:
         fig.suptitle(f"exact accuracy against {name}; dotted: the oracle pass@B (reads the labels: an upper bound)",
                      fontsize=10)
         handles, labels = fig.axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, fontsize=7, loc="center right")
-        fig.tight_layout(rect=(0, 0, 0.84, 1))
+        fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(0.83, 0.5))
+        fig.subplots_adjust(left=0.08, right=0.82, bottom=0.1, top=0.9, wspace=0.08, hspace=0.2)  # (tight_layout: 3x slower)
         path = out_dir / f"sweep_{name}.png"
         fig.savefig(path, dpi=110)
         written.append(path)
