@@ -82,13 +82,15 @@ class ACTResult:
     step_q_halt: np.ndarray = field(default=None)        # (B, K) float32
     step_q_continue: np.ndarray = field(default=None)    # (B, K)
     residual: np.ndarray | None = None           # (B,) the answer latent's change in each row's last step
+    step_residual: np.ndarray | None = None      # (B, K) that change at every step (NaN after a row halted)
     sample_predictions: np.ndarray | None = None  # (B, N, S): every trajectory's answer (breadth), if several
     seconds: float = 0.0             # wall time of the loop (backend steps and host work)
+    step_seconds: np.ndarray | None = None       # (K,) wall time from the start to the end of each step
 
     def take(self, rows: np.ndarray) -> ACTResult:
-        """The result of these rows only (every per-row field indexed; seconds kept)."""
+        """The result of these rows only (every per-row field indexed; the times kept)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return ACTResult(**{k: v if v is None or k == "seconds" else v[rows] for k, v in values.items()})
+        return ACTResult(**{k: v if v is None or k in TIMES else v[rows] for k, v in values.items()})
 
     @classmethod
     def from_steps(cls, logits, q_halt, q_continue, steps, step_predictions, step_q_halt, step_q_continue,
@@ -107,12 +109,16 @@ class ACTResult:
 
     @classmethod
     def concatenate(cls, parts: list[ACTResult]) -> ACTResult:
-        """The results of consecutive batches as one (seconds summed)."""
+        """The results of consecutive batches as one (the times summed)."""
         def cat(name):
             values = [getattr(p, name) for p in parts]
-            return None if any(v is None for v in values) else np.concatenate(values)
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "seconds"]
-        return cls(**{n: cat(n) for n in names}, seconds=sum(p.seconds for p in parts))
+            if any(v is None for v in values):
+                return None
+            return sum(values) if name in TIMES else np.concatenate(values)
+        return cls(**{f.name: cat(f.name) for f in dataclasses.fields(cls)})
+
+
+TIMES = ("seconds", "step_seconds")     # ACTResult's fields that time the whole batch, not one row
 
 
 def _own(value):
@@ -147,7 +153,8 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     step_q_halt = np.full((B, K), np.nan, dtype=np.float32)
     step_q_continue = np.full((B, K), np.nan, dtype=np.float32)
     step_predictions = np.full((B, K, S), -1, dtype=np.int64) if keep_step_predictions else None
-    residual = None
+    residual = step_residual = None
+    step_seconds = np.full(K, np.nan)
 
     for k in range(K):
         all_rows = len(running) == B
@@ -174,7 +181,8 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
         if out.residual is not None:
             if residual is None:
                 residual = np.full(B, np.nan, dtype=np.float32)
-            residual[running] = out.residual
+                step_residual = np.full((B, K), np.nan, dtype=np.float32)
+            residual[running] = step_residual[running, k] = out.residual
 
         # The Q head's decision, frozen at the first step it says halt; rows that never do, at the last step.
         says = says_halt(halt_rule, np.asarray(out.q_halt), np.asarray(out.q_continue)) | (k + 1 >= K)
@@ -184,6 +192,7 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
         q_halt_predictions[rows] = predictions[newly]
         q_halt_q[rows] = np.asarray(out.q_halt)[newly]
         q_said_halt[rows] = True
+        step_seconds[k] = time.perf_counter() - start
 
         if halt_early:
             still = ~says
@@ -198,4 +207,5 @@ def run_act(step: StepFunction, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     return ACTResult(predictions=logits.argmax(-1), logits=logits, q_halt=q_halt, q_continue=q_continue,
                      steps=steps, q_halt_step=q_halt_step, q_halt_predictions=q_halt_predictions, q_halt_q=q_halt_q,
                      step_predictions=step_predictions, step_q_halt=step_q_halt,
-                     step_q_continue=step_q_continue, residual=residual, seconds=time.perf_counter() - start)
+                     step_q_continue=step_q_continue, residual=residual, step_residual=step_residual,
+                     seconds=time.perf_counter() - start, step_seconds=step_seconds)

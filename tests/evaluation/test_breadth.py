@@ -77,6 +77,6 @@ def test_noisy_trajectories_are_selected_and_bounded_by_the_oracle(sudoku_run, t
 
 def test_breadth_options_are_checked(sudoku_run, capsys):
     for option, message in (("samples=0", "samples must be >= 1"), ("noise=-1", "noise must be >= 0"),
-                            ("select=best", "select must be vote, q or residual")):
+                            ("select=best", "select must be vote, vote+residual, q or residual")):
         assert hrm(["eval", f"checkpoint={sudoku_run.run_dir}", option]) == 2
         assert message in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`hrm eval` and `hrm solve`.
 
     hrm eval checkpoint=runs/sudoku-demo data_path=data/sudoku-4x4 [halting=q] [tta=8] [save_steps=true]
+    hrm eval runs/sudoku-demo steps=1,2,4,8,16 samples=1,4,16 noise=0.3    (a sweep: hrm.evaluation.sweep)
     hrm eval runs/sudoku-demo ...       (checkpoint= may be given bare)
     torchrun --nproc-per-node 2 -m hrm.cli eval checkpoint=... (each process evaluates its shard)
     hrm solve runs/sudoku-demo "1.3.....2..4.1.." [json=true] [steps=true]
@@ -49,7 +50,7 @@ EVAL_NOTES = {
     "format": "safetensors | npz (never pickle)",
     "out": "output folder (default RUN_DIR/eval/<step>-<dataset>-<split>[-halting_q][-tta<K>][-<backend>])",
     "tta": "Sudoku/maze: solve each puzzle in K versions (original + K-1 random symmetries) and vote",
-    "seed": "seed of the test-time augmentation draws",
+    "seed": "seed of the test-time augmentation draws, of the noise and of init=random",
     "arc_k": "ARC pass@k values, e.g. 1,2,10",
     "force": "true: evaluate on a dataset other than the training one",
     "verify": "dataset manifest check: auto | quick | full | none",
@@ -57,13 +58,20 @@ EVAL_NOTES = {
     "backend": "torch, or another backend of hrm export (numpy, onnx, iree, mlx, ...; see hrm verify)",
     "compile": "true | false: torch.compile the model (default: on CUDA only; on a CPU ~1.5x after ~20 s)",
     "steps": "depth: ACT steps per puzzle, also beyond the halt_max_steps the model was trained with "
-             "(backend=torch); the report gives the exact accuracy after each step",
+             "(backend=torch); the report gives the exact accuracy after each step. A list (1,2,4,8) sweeps: "
+             "every depth scored from one run of the deepest, a table, sweep.json and PNG curves",
     "samples": "breadth: trajectories per puzzle, run as one batch (backend=torch); one answer is selected "
-               "without labels (select=), and the oracle pass@N is reported beside it",
+               "without labels (select=), and the oracle pass@N is reported beside it. A list (1,4,16) sweeps, "
+               "with every selector",
     "noise": "std of the Gaussian noise on each trajectory's initial latent state (the diversity of samples=N)",
     "noise_every_step": "true: also noise on the carry before every step",
-    "select": "vote | q | residual: majority answer (ties by Q), highest q_halt, or smallest last change "
-              "of the answer latent",
+    "init": "learned | random: each trajectory starts from the model's H_init/L_init, or from initial states "
+            "drawn (truncated normal, std 1, seeded by seed=) for every trajectory (backend=torch)",
+    "select": "vote | vote+residual | q | residual: majority answer (ties by Q, or by the smaller residual), "
+              "highest q_halt, or smallest last change of the answer latent",
+    "subset": "evaluate N examples of the split chosen by a permutation seeded subset_seed (the same rows "
+              "everywhere; the protocol records a hash of them); max_examples is the prefix instead",
+    "subset_seed": "seed of the subset=N permutation",
     "weights": "saved | live: a run that averaged its weights (ema=true) saves the averages, which it reports; "
                "live evaluates the parameters training went on from",
 }
@@ -82,6 +90,7 @@ def eval_spec() -> Command:
         inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
         is_bool = inner == [bool]
         shown = ("INT,..." if typing.get_origin(hint) is list else
+                 "INT[,INT...]" if any(typing.get_origin(a) is list for a in inner) else     # a sweep's list
                  {int: "INT", str: "TEXT", float: "NUMBER"}.get(inner[0], "TEXT"))
         options.append(Option(f.name, bool if is_bool else str, default if is_bool or not isinstance(default, list)
                               else ",".join(map(str, default)), help=EVAL_NOTES.get(f.name, ""),

@@ -27,19 +27,21 @@ from hrm.models import IGNORE_LABEL_ID, ACTLossHead
 from hrm.models.losses import act_losses
 
 Runner = Callable[[dict[str, torch.Tensor], bool], ACTResult]
+Scorer = Callable[[ACTResult, np.ndarray, np.ndarray], dict[str, float]]    # (out, labels, counted) -> counts
 
 
 def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = False, steps: int | None = None,
-                 noise: float = 0.0, noise_every_step: bool = False, seed: int = 0) -> Runner:
+                 noise: float = 0.0, noise_every_step: bool = False, seed: int = 0, init: str = "learned") -> Runner:
     """`runner(batch, save_steps) -> ACTResult` for the PyTorch model: its inner step, the carry kept on the
     device, under hrm.act_driver.run_act. With `compile`, the inner model is compiled (hrm.compiling).
-    `steps` (depth) runs that many ACT steps instead of the halt_max_steps the model was trained with."""
+    `steps` (depth) runs that many ACT steps instead of the halt_max_steps the model was trained with;
+    noise, noise_every_step, seed and init are the trajectories' diversity (hrm.export.torch_step.TorchStep)."""
     from hrm.compiling import maybe_compiled
     from hrm.export.torch_step import TorchStep
 
     inner = head.model.inner
     step = TorchStep(inner, device_carry=True, forward=maybe_compiled(inner, compile, " in evaluation"), noise=noise,
-                     noise_every_step=noise_every_step, seed=seed)
+                     noise_every_step=noise_every_step, seed=seed, init=init)
     policy, K = head.model.policy, steps or head.model.config.halt_max_steps
 
     def run(batch: dict[str, torch.Tensor], save_steps: bool) -> ACTResult:
@@ -108,7 +110,7 @@ def _compact(name: str, array: np.ndarray) -> np.ndarray:
 def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", save_steps: bool = False,
              max_examples: int | None = None, progress: bool = False, augmenter=None, versions: int = 1,
              seed: int = 0, vote_q_halted: bool = False, runner: Runner | None = None, keep_rows: bool = True,
-             compile: bool = False) -> SplitOutputs:
+             compile: bool = False, rows: np.ndarray | None = None, score: Scorer | None = None) -> SplitOutputs:
     """Evaluate `head` on a test-mode `PuzzleDataset` (hrm.data), in its order.
 
     Under torch.distributed every rank passes its own shard of the same split (the loader gives every rank
@@ -120,6 +122,8 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     transformed versions and the voted answer is kept as the row field "tta_predictions".
     `runner(batch, save_steps)` replaces the PyTorch step (hrm.evaluation.backends: another backend).
     `keep_rows=False` keeps only the metric sums (the trainer's evaluation: no host memory per row).
+    `rows` (sorted example indices of the split: subset_rows) evaluates only those examples, in that order.
+    `score(out, labels, counted)` adds its own counts of each batch to the sums (hrm.evaluation.sweep's cells).
     """
     from hrm.evaluation import distributed
 
@@ -133,10 +137,11 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         if keep_rows else {}
     real_sizes: list[int] = []
     seen = 0
-    total = split_size(dataset.data_path, dataset.split, dataset.metadata.sets)
+    total = split_size(dataset.data_path, dataset.split, dataset.metadata.sets) if rows is None else len(rows)
     if max_examples is not None:
         total = min(total, max_examples)
-    for test_batch in _progress(dataset.iter_test_batches(), progress, -(-total // G)):
+    batches = dataset.iter_test_batches() if rows is None else subset_batches(dataset, rows)
+    for test_batch in _progress(batches, progress, -(-total // G)):
         if seen >= total:
             break
         real = min(test_batch.global_size, total - seen)
@@ -151,6 +156,8 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
             sums[k] = sums.get(k, 0.0) + float(v)
         labels = batch["labels"].cpu().numpy()
         counted = (labels != IGNORE_LABEL_ID).any(-1)
+        for k, v in (score(out, labels, counted) if score else {}).items():
+            sums[k] = sums.get(k, 0.0) + v
         if out.sample_predictions is not None:    # breadth: does any trajectory hold the answer (an oracle)?
             any_right = np.zeros(len(labels), dtype=bool)
             for n in range(out.sample_predictions.shape[1]):
@@ -203,6 +210,47 @@ def split_size(data_path, split: str, sets: list[str]) -> int:
     from hrm.data.manifest import npy_header
 
     return sum(npy_header(array_path(data_path, split, s, "inputs"))[0][0] for s in sets)
+
+
+def subset_rows(total: int, size: int, seed: int) -> np.ndarray:
+    """`size` example indices of a split of `total`, sorted: the first `size` of a permutation seeded `seed`.
+
+    NOTE: numpy's legacy RandomState, whose stream NumPy's compatibility policy freezes: the same (size, seed)
+    picks the same rows on every machine and with every NumPy version (a Generator's stream may change).
+    """
+    if not 1 <= size <= total:
+        raise ValueError(f"subset must be between 1 and the split's {total} examples, got {size}")
+    return np.sort(np.random.RandomState(seed).permutation(total)[:size])
+
+
+def rows_hash(rows: np.ndarray) -> str:
+    """A short fingerprint of a subset: sha256 of its indices as little-endian int64, 16 hex digits."""
+    import hashlib
+    return hashlib.sha256(np.asarray(rows, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
+def subset_batches(dataset, rows: np.ndarray) -> Iterator:
+    """The test batches (hrm.data TestBatch) of a test-mode PuzzleDataset holding only the examples `rows`
+    (indices into the split, its sets in order), batched as the loader batches a whole split: in chunks of
+    the global batch, each rank's slice padded to the local batch, no batch spanning two sets.
+
+    NOTE: it reads the loader's arrays and pads with its collate (PuzzleDataset._lazy_load, _collate), so that
+    a subset is batched exactly as the split is; the loader has no public way to pick rows.
+    """
+    from hrm.data.loader import TestBatch
+
+    G, L, offset = dataset.global_batch_size, dataset.local_batch_size, 0
+    for set_name, arrays in dataset._lazy_load().items():
+        size = len(arrays["inputs"])
+        mine = rows[(rows >= offset) & (rows < offset + size)] - offset
+        offset += size
+        for start in range(0, len(mine), G):
+            chunk = mine[start:start + G]
+            examples = chunk[dataset.rank * L:(dataset.rank + 1) * L]
+            puzzles = np.searchsorted(arrays["puzzle_indices"], examples, side="right") - 1
+            batch = dataset._collate(arrays["inputs"][examples], arrays["labels"][examples],
+                                     arrays["puzzle_identifiers"][puzzles])
+            yield TestBatch(set_name, batch, len(chunk), len(examples), int(examples[0]) if len(examples) else -1)
 
 
 def _real_rows(real_sizes: list[int], global_batch: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from hrm.evaluation import arc as arc_scoring
 from hrm.evaluation import metrics
+from hrm.evaluation.breadth import SELECTORS
 
 
 def arc_versions(data_path: Path, split: str, sets: list[str]) -> float:
@@ -27,25 +28,85 @@ def arc_versions(data_path: Path, split: str, sets: list[str]) -> float:
     return len(ids[ids > 0]) / max(1, len(tasks))
 
 
-def protocol_line(halt_max_steps: int, config, dataset_versions: bool, arc_versions: float | None = None,
-                  trained_steps: int | None = None) -> str:
-    """`dataset_versions`: the split holds each puzzle's augmented versions (the family's, ARC: semantics §12).
-    `halt_max_steps` is the depth evaluated; `trained_steps` the model's own, when they differ."""
-    if trained_steps is None or trained_steps == halt_max_steps:
-        depth = f"halt_max_steps={halt_max_steps} ACT steps"
+def protocol(config, *, checkpoint: str, checkpoint_step: int | None, weights: str, device: str, dtype: str,
+             data_path: str, data_hash: str | None, task: str, test_set: dict[str, Any], depth, trained_steps: int,
+             halt_rule: str, batch_size: int, dataset_versions: bool, arc_versions: float | None = None,
+             compiled: bool = False) -> dict[str, Any]:
+    """Everything a figure depends on, as results.json's and sweep.json's `protocol` (and the printed header).
+    `depth`: the ACT steps run (in a sweep the list of depths, as "samples" is the list of breadths);
+    `test_set`: test_set()'s."""
+    sweep = config.is_sweep()
+    return {
+        "checkpoint": checkpoint, "checkpoint_step": checkpoint_step, "weights": weights,
+        "backend": config.backend, "device": device, "dtype": dtype, "compiled": compiled,
+        "data_path": data_path, "dataset_hash": data_hash, "task": task, "split": config.split,
+        "test_set": test_set, "examples": test_set["examples"],
+        "halting": config.halting, "halt_rule": halt_rule,
+        "halt_max_steps": depth, "trained_halt_max_steps": trained_steps,
+        "samples": config.breadths() if sweep else config.samples,
+        "diversity": {"noise": config.noise, "noise_every_step": config.noise_every_step, "init": config.init,
+                      "seed": config.seed},
+        # What picks a puzzle's answer among its trajectories; a sweep reports every label-free selector.
+        "select": list(SELECTORS) if sweep else config.select,
+        "tta_versions": config.tta if not dataset_versions else None,
+        "arc_versions_per_task": arc_versions, "arc_k": config.arc_k if dataset_versions else None,
+        "batch_size": batch_size,
+    }
+
+
+def test_set(split_examples: int, max_examples: int | None, subset: int | None, subset_seed: int,
+             rows_sha256: str | None) -> dict[str, Any]:
+    """Which examples of the split are evaluated: all of them, a prefix (max_examples) or a seeded subset."""
+    if subset:
+        return {"selection": "subset", "examples": subset, "of": split_examples, "subset_seed": subset_seed,
+                "rows_sha256": rows_sha256}
+    if max_examples and max_examples < split_examples:
+        return {"selection": "prefix", "examples": max_examples, "of": split_examples}
+    return {"selection": "full", "examples": split_examples, "of": split_examples}
+
+
+def test_set_line(t: dict[str, Any]) -> str:
+    if t["selection"] == "subset":
+        return (f"a subset of {t['examples']} of the {t['of']} examples (subset_seed {t['subset_seed']}, "
+                f"rows sha256 {t['rows_sha256']})")
+    if t["selection"] == "prefix":
+        return f"the first {t['examples']} of the {t['of']} examples (max_examples)"
+    return f"the whole split ({t['examples']} examples)"
+
+
+def protocol_line(p: dict[str, Any]) -> str:
+    """The protocol in one line: depth, halting, breadth and diversity, selector, augmentations."""
+    depth, trained = p["halt_max_steps"], p["trained_halt_max_steps"]
+    if isinstance(depth, list):
+        depth = "D in " + ",".join(map(str, depth)) + f" ACT steps (trained with halt_max_steps={trained})"
+        original = False
+    elif trained == depth:
+        depth, original = f"halt_max_steps={depth} ACT steps", True
     else:
-        depth = f"{halt_max_steps} ACT steps (steps={halt_max_steps}; trained with halt_max_steps={trained_steps})"
-    halting = (f"every puzzle runs {depth}" + (" (the original's rule)" if trained_steps in (None, halt_max_steps) else "")
-               if config.halting == "fixed" else f"each puzzle stops when its Q head says halt (at most {depth})")
-    if config.samples > 1 or config.noise:
-        halting += (f"; breadth: {config.samples} trajectories per puzzle, noise std {config.noise:g} on the initial "
-                    f"latent state{' and before every step' if config.noise_every_step else ''} (seed {config.seed}), "
-                    f"one answer selected by {config.select}")
-    if dataset_versions:
-        augment = (f"augmentations: {arc_versions:g} versions per task (the dataset's), voted; "
-                   f"pass@k for k=" + ",".join(map(str, config.arc_k)))
-    elif config.tta > 1:
-        augment = f"augmentations: {config.tta} versions per puzzle (original + {config.tta - 1} random), voted"
+        depth, original = f"{depth} ACT steps (steps={depth}; trained with halt_max_steps={trained})", False
+    halting = (f"every puzzle runs {depth}" + (" (the original's rule)" if original else "")
+               if p["halting"] == "fixed" else f"each puzzle stops when its Q head says halt (at most {depth})")
+    samples, d = p["samples"], p["diversity"]
+    several = isinstance(samples, list) or samples > 1
+    if several or d["noise"] or d["init"] != "learned":
+        halting += (f"; breadth: B in {','.join(map(str, samples))}" if isinstance(samples, list) else
+                    f"; breadth: {samples}") + (" trajectory" if samples == 1 else " trajectories") + " per puzzle"
+        sources = []
+        if d["init"] == "random":
+            sources.append("initial latent states drawn at random (truncated normal, std 1)")
+        if d["noise"]:
+            sources.append(f"noise std {d['noise']:g} on the initial latent state"
+                           + (" and before every step" if d["noise_every_step"] else ""))
+        halting += (", " + " and ".join(sources) + f" (seed {d['seed']})" if sources else ", no diversity (noise=0)")
+        if isinstance(p["select"], list):
+            halting += ", answers selected by each of " + ", ".join(p["select"])
+        elif several:
+            halting += f", one answer selected by {p['select']}"
+    if p["arc_versions_per_task"] is not None:
+        augment = (f"augmentations: {p['arc_versions_per_task']:g} versions per task (the dataset's), voted; "
+                   f"pass@k for k=" + ",".join(map(str, p["arc_k"])))
+    elif p["tta_versions"] and p["tta_versions"] > 1:
+        augment = f"augmentations: {p['tta_versions']} versions per puzzle (original + {p['tta_versions'] - 1} random), voted"
     else:
         augment = "augmentations: none (1 version per puzzle)"
     return f"{halting}; {augment}"
@@ -69,26 +130,21 @@ def prediction_arrays(outputs, halting: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def summarise(outputs, config, task: str, dataset_versions: bool, halt_max_steps: int, seconds: float, batch_size: int,
-              arc_versions: float | None = None, trained_steps: int | None = None) -> dict[str, Any]:
-    """The content of results.json (see the module's note on the metrics). `halt_max_steps`: the depth run."""
+def summarise(outputs, config, protocol: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The content of results.json (see the module's note on the metrics); `protocol`: protocol()'s."""
     rows = outputs.rows
+    halt_max_steps = protocol["halt_max_steps"]
     fixed = metrics.normalise(outputs.metric_sums)
     breadth = {k: fixed.pop(k) for k in ("pass_at_samples", "one_sample_exact") if k in fixed}
     results: dict[str, Any] = {
-        "protocol": {"backend": config.backend, "halting": config.halting, "halt_max_steps": halt_max_steps,
-                     "trained_halt_max_steps": trained_steps or halt_max_steps,
-                     "batch_size": batch_size, "arc_versions_per_task": arc_versions,
-                     "split": config.split,
-                     "examples": outputs.num_examples, "tta_versions": config.tta if not dataset_versions else None,
-                     "arc_k": config.arc_k if dataset_versions else None, "task": task},
+        "protocol": protocol,
         "metrics": fixed,
         "seconds": seconds,
         "puzzles_per_second": outputs.num_examples / seconds if seconds > 0 else float("nan"),
     }
     if breadth:
         results["breadth"] = {"samples": config.samples, "noise": config.noise, "noise_every_step": config.noise_every_step,
-                              "seed": config.seed, "select": config.select,
+                              "init": config.init, "seed": config.seed, "select": config.select,
                               "selected_exact_accuracy": fixed.get("exact_accuracy"),
                               "one_trajectory_exact_accuracy": breadth["one_sample_exact"],
                               # NOTE: an oracle: it looks at the labels. An upper bound, never the headline.
@@ -142,7 +198,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  lm_loss          {m['lm_loss']:7.4f}")
     if "breadth" in results:
         b = results["breadth"]
-        lines.append(f"breadth     {b['samples']} trajectories, select={b['select']}: exact accuracy "
+        lines.append(f"breadth     {b['samples']} {'trajectory' if b['samples'] == 1 else 'trajectories'}, "
+                     f"select={b['select']}: exact accuracy "
                      f"{_pct(b['selected_exact_accuracy']).strip()} (one trajectory: "
                      f"{_pct(b['one_trajectory_exact_accuracy']).strip()}); oracle pass@{b['samples']} "
                      f"{_pct(b['oracle_pass_at_samples']).strip()} (looks at the labels: an upper bound)")

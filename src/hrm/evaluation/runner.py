@@ -20,10 +20,14 @@ from typing import Any, Callable
 import torch
 
 from hrm.evaluation import arc as arc_scoring
-from hrm.evaluation.report import arc_outputs, arc_versions, prediction_arrays, protocol_line, report_lines, summarise
+from hrm.evaluation.report import (arc_outputs, arc_versions, prediction_arrays, protocol, protocol_line, report_lines,
+                                   summarise, test_set, test_set_line)
+from hrm.evaluation.breadth import SELECTORS
 from hrm.evaluation.sources import EvalError, check_dataset, choose_batch_size, default_out, untrained_embeddings
+from hrm.export.torch_step import INITS
 
 HALTING = ("fixed", "q")
+SWEEPABLE = ("steps", "samples")            # options that take a list, to evaluate every value in one call
 
 
 @dataclass
@@ -47,13 +51,27 @@ class EvalConfig:
     progress: bool = True
     backend: str = "torch"                   # torch (the loss head), or a hrm.export backend: numpy, onnx, mlx, ...
     compile: bool | None = None              # torch.compile the model; None: on CUDA only (as hrm train)
-    steps: int | None = None                 # depth: ACT steps per puzzle (None: the halt_max_steps it was trained with)
-    samples: int = 1                         # breadth: trajectories per puzzle (hrm.evaluation.breadth)
+    # Depth and breadth: a list in either (steps=1,2,4 samples=1,4) evaluates the grid (hrm.evaluation.sweep).
+    steps: int | list[int] | None = None     # depth: ACT steps per puzzle (None: the halt_max_steps it was trained with)
+    samples: int | list[int] = 1             # breadth: trajectories per puzzle (hrm.evaluation.breadth)
     noise: float = 0.0                       # std of the Gaussian noise on each trajectory's initial latent state
     noise_every_step: bool = False           # also on the carry before every step
-    select: str = "vote"                     # vote | q | residual: how one answer is picked without labels
+    init: str = "learned"                    # learned: the model's H_init/L_init; random: drawn per trajectory
+    select: str = "vote"                     # vote | vote+residual | q | residual: one answer picked without labels
+    subset: int | None = None                # evaluate N examples of the split picked by a seeded permutation
+    subset_seed: int = 0
     weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
                                              # them); live: the parameters training went on from
+
+    def depths(self) -> list[int]:
+        """The depths asked for, sorted ([] when steps is unset: the model's own halt_max_steps)."""
+        return sorted(set(self.steps)) if isinstance(self.steps, list) else [] if self.steps is None else [self.steps]
+
+    def breadths(self) -> list[int]:
+        return sorted(set(self.samples)) if isinstance(self.samples, list) else [self.samples]
+
+    def is_sweep(self) -> bool:
+        return isinstance(self.steps, list) or isinstance(self.samples, list)
 
     def validate(self) -> "EvalConfig":
         problems = []
@@ -71,19 +89,34 @@ class EvalConfig:
             problems.append(f"max_examples must be >= 1, got {self.max_examples}")
         if not self.arc_k or any(k < 1 for k in self.arc_k):
             problems.append(f"arc_k must be a list of positive integers, got {self.arc_k}")
-        if self.steps is not None and self.steps < 1:
-            problems.append(f"steps must be >= 1 (ACT steps per puzzle), got {self.steps}")
+        depths, breadths = self.depths(), self.breadths()
+        if (self.steps is not None and not depths) or min(depths, default=1) < 1:
+            problems.append(f"steps must be >= 1 (ACT steps per puzzle), got {_shown(self.steps)}")
         if self.steps is not None and self.backend != "torch":
             problems.append(f"steps=D applies to backend=torch (an export's loop runs its own halt_max_steps), "
                             f"not to backend={self.backend}")
-        if self.samples < 1:
-            problems.append(f"samples must be >= 1 (trajectories per puzzle), got {self.samples}")
+        if not breadths or min(breadths) < 1:
+            problems.append(f"samples must be >= 1 (trajectories per puzzle), got {_shown(self.samples)}")
         if not self.noise >= 0:
             problems.append(f"noise must be >= 0 (a standard deviation), got {self.noise}")
-        if self.select not in ("vote", "q", "residual"):
-            problems.append(f"select must be vote, q or residual, got {self.select!r}")
-        if (self.samples > 1 or self.noise) and self.backend != "torch":
-            problems.append(f"samples and noise apply to backend=torch, not to backend={self.backend}")
+        if self.init not in INITS:
+            problems.append(f"init must be learned or random, got {self.init!r}")
+        if self.select not in SELECTORS:
+            problems.append(f"select must be vote, vote+residual, q or residual, got {self.select!r}")
+        if (max(breadths, default=1) > 1 or self.noise or self.init != "learned") and self.backend != "torch":
+            problems.append(f"samples, noise and init=random apply to backend=torch, not to backend={self.backend}")
+        if self.is_sweep():
+            for given, why in ((self.halting != "fixed", "halting=q"), (self.tta > 1, "tta"),
+                               (self.save_steps, "save_steps=true")):
+                if given:
+                    problems.append(f"a sweep (a list in steps= or samples=) reports the fixed rule per cell; "
+                                    f"{why} is for a single depth and breadth")
+        if self.subset is not None and self.subset < 1:
+            problems.append(f"subset must be >= 1 (examples to evaluate), got {self.subset}")
+        if self.subset is not None and self.max_examples is not None:
+            problems.append("subset=N (a seeded choice of rows) and max_examples=N (a prefix): give one of them")
+        if not 0 <= self.subset_seed < 2 ** 32:
+            problems.append(f"subset_seed must be between 0 and 2**32 - 1, got {self.subset_seed}")
         if self.weights not in ("saved", "live"):
             problems.append(f"weights must be saved or live, got {self.weights!r}")
         if self.compile and self.backend != "torch":
@@ -108,7 +141,12 @@ def parse_config(argv: list[str]) -> EvalConfig:
             close = difflib.get_close_matches(key, list(hints), n=1)
             raise EvalError(f"unknown option '{key}'" + (f"; did you mean '{close[0]}'?" if close else ""))
         try:
-            setattr(config, key, coerce(_list_value(value) if key == "arc_k" else value, hints[key], f"'{arg}'"))
+            if key in SWEEPABLE:        # one value, or a list of them: a sweep
+                one = value.strip().strip("[]") == value.strip() and "," not in value
+                tp = (int | None if key == "steps" else int) if one else list[int]
+                setattr(config, key, coerce(value if one else _list_value(value), tp, f"'{arg}'"))
+            else:
+                setattr(config, key, coerce(_list_value(value) if key == "arc_k" else value, hints[key], f"'{arg}'"))
         except ConfigError as e:
             raise EvalError(str(e)) from None
     return config.validate()
@@ -117,6 +155,10 @@ def parse_config(argv: list[str]) -> EvalConfig:
 def _list_value(text: str):
     text = text.strip().strip("[]")
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -179,16 +221,22 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             except ValueError as e:
                 raise EvalError(str(e)) from None
 
-        from hrm.evaluation.loop import ran_compiled, split_size, torch_runner
+        from hrm.evaluation.loop import ran_compiled, rows_hash, split_size, subset_rows, torch_runner
 
-        examples = split_size(data_path, config.split, meta.sets)
-        if config.max_examples:
-            examples = min(examples, config.max_examples)
+        split_examples = split_size(data_path, config.split, meta.sets)
+        rows = None
+        if config.subset:
+            if config.subset > split_examples:
+                raise EvalError(f"subset={config.subset} is more than the {split_examples} examples of the "
+                                f"{config.split} split")
+            rows = subset_rows(split_examples, config.subset, config.subset_seed)
+        examples = len(rows) if rows is not None else min(split_examples, config.max_examples or split_examples)
         batch_size = choose_batch_size(config.batch_size, run.run_config.get("global_batch_size"), arch, device,
                                        examples, processes.world_size)
         dataset = PuzzleDataset(data_path, split=config.split, global_batch_size=batch_size, rank=processes.rank,
                                 world_size=processes.world_size, test_set_mode=True, verify=config.verify)
-        say(f"checkpoint  {run.weights} ({info['format']} format{', step ' + str(info['step']) if 'step' in info else ''}"
+        step = info.get("step")
+        say(f"checkpoint  {run.weights} ({info['format']} format{', step ' + str(step) if step is not None else ''}"
             f", {run.weights_kind} weights)")
         say(f"dataset     {data_path} [{config.split}], task {task}, "
             + (f"hash {data_hash[:12]}" + (" = the checkpoint's" if info.get("dataset_hash") == data_hash else "")
@@ -201,30 +249,51 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             say(f"backend     {config.backend}: {runner.detail}")
         dataset_versions = family is not None and family.dataset_versions
         versions = arc_versions(data_path, config.split, meta.sets) if dataset_versions else None
-        depth = config.steps or arch.halt_max_steps
-        say("protocol    " + protocol_line(depth, config, dataset_versions, versions, trained_steps=arch.halt_max_steps)
-            + f"; batch {batch_size}")
+        sweep = config.is_sweep()
+        depth = (config.depths() or [arch.halt_max_steps]) if sweep else config.steps or arch.halt_max_steps
+        examples_chosen = test_set(split_examples, config.max_examples, config.subset, config.subset_seed,
+                                   None if rows is None else rows_hash(rows))
+        setting = protocol(config, checkpoint=str(run.weights), checkpoint_step=step, weights=run.weights_kind,
+                           device=str(device), dtype=str(choice.dtype).removeprefix("torch."),
+                           data_path=str(data_path), data_hash=data_hash, task=task, test_set=examples_chosen,
+                           depth=depth, trained_steps=arch.halt_max_steps, halt_rule=arch.halting_policy.rule,
+                           batch_size=batch_size, dataset_versions=dataset_versions, arc_versions=versions,
+                           compiled=compiled)
+        say(f"test set    {test_set_line(examples_chosen)}")
+        say(f"protocol    {protocol_line(setting)}; batch {batch_size}")
+
+        if sweep:
+            from hrm.evaluation.sweep import run_sweep, sweep_lines, write_sweep
+            found = run_sweep(head, dataset, config, depth, device=device, compile=compiled, rows=rows,
+                              progress=config.progress and main)
+            if not main:
+                return None
+            out_dir = Path(config.out) if config.out else _out_folder(run, data_path, config, "-sweep")
+            found = {"protocol": setting, **found}
+            written = write_sweep(out_dir, found)
+            for line in sweep_lines(found):
+                say(line)
+            say("wrote       " + ", ".join(str(p) for p in written))
+            return found
 
         if runner is None:
-            if config.samples > 1 or config.noise:
+            if config.samples > 1 or config.noise or config.init != "learned":
                 from hrm.evaluation.breadth import breadth_runner
                 runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
-                                        config.noise_every_step, steps=config.steps, compile=compiled)
+                                        config.noise_every_step, steps=config.steps, compile=compiled, init=config.init)
             else:
                 runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
                            progress=config.progress and main, augmenter=augmenter, versions=config.tta,
-                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner)
+                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner, rows=rows)
         seconds = time.perf_counter() - start
         if not main:
             return None
-        results = summarise(outputs, config, task, dataset_versions, depth, seconds, batch_size, versions,
-                            trained_steps=arch.halt_max_steps)
+        results = summarise(outputs, config, setting, seconds)
         # Whether the evaluation ran compiled to the end (a compiler failure falls back to eager, with a warning).
         results["protocol"]["compiled"] = ran_compiled(runner)
-        results["protocol"]["weights"] = run.weights_kind
-        out_dir = Path(config.out) if config.out else default_out(run, data_path, config)
+        out_dir = Path(config.out) if config.out else _out_folder(run, data_path, config)
         arrays = prediction_arrays(outputs, config.halting)
         metadata = {"task": task, "data_path": str(data_path), "split": config.split, "checkpoint": str(run.weights),
                     "halt_max_steps": depth, "halt_rule": arch.halting_policy.rule,
@@ -243,3 +312,10 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         return results
     finally:
         shutdown(processes)
+
+
+def _out_folder(run, data_path: Path, config: EvalConfig, suffix: str = "") -> Path:
+    """The default output folder (sources.default_out), marked when it holds a subset's or a sweep's figures."""
+    folder = default_out(run, data_path, config)
+    subset = f"-subset{config.subset}s{config.subset_seed}" if config.subset else ""
+    return folder.with_name(folder.name + subset + suffix)

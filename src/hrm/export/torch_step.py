@@ -20,6 +20,9 @@ from torch import nn
 
 from hrm.act_driver import StepOutputs
 from hrm.halting import says_halt
+from hrm.models.layers import trunc_normal_init_
+
+INITS = ("learned", "random")    # the initial latent state of a trajectory: the model's H_init/L_init, or drawn
 
 
 def export_copy(inner: nn.Module) -> nn.Module:
@@ -168,28 +171,53 @@ class TorchStep:
     name = "torch"
 
     def __init__(self, inner: nn.Module, device_carry: bool = False, forward=None, noise: float = 0.0,
-                 noise_every_step: bool = False, seed: int = 0):
+                 noise_every_step: bool = False, seed: int = 0, init: str = "learned"):
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.inner = inner.eval()
         self.forward = forward or inner
         self.dtype = inner.forward_dtype
-        init = inner.carry_init()
-        self.device = next(iter(init.values())).device
-        self.carry_init = {name: value.float().cpu().numpy() for name, value in init.items()}
+        init_states = inner.carry_init()
+        self.device = next(iter(init_states.values())).device
+        self.carry_init = {name: value.float().cpu().numpy() for name, value in init_states.items()}
         self.carry_positions = inner.carry_positions
         self.device_carry = device_carry
         # Diversity for breadth (hrm.evaluation.breadth): Gaussian noise of std `noise` on the fresh carry, and
-        # with noise_every_step on the carry before every step, from a generator seeded `seed`.
-        self.noise, self.noise_every_step = noise, noise_every_step
+        # with noise_every_step on the carry before every step, from a generator seeded `seed`; with
+        # init="random", each row's initial states drawn afresh (see _random_init).
+        self.noise, self.noise_every_step, self.init = noise, noise_every_step, init
         self.generator = torch.Generator(self.device).manual_seed(seed) if noise else None
-        if device_carry:
+        self.init_rng = torch.Generator().manual_seed(seed).get_state() if init == "random" else None
+        if device_carry or noise or init == "random":
             self.fresh_carry = self._fresh_carry
 
     def _noisy(self, value: torch.Tensor) -> torch.Tensor:
         draw = torch.randn(value.shape, generator=self.generator, device=value.device, dtype=torch.float32)
         return (value.float() + self.noise * draw).to(value.dtype)
 
+    def _random_init(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """Each row's own initial state of every carry tensor, drawn as the models draw H_init and L_init
+        (a truncated normal of std 1, one (D,) vector broadcast over the positions: hrm.models.hrm_act_v1).
+
+        NOTE: drawn on the CPU, so that a seed gives the same trajectories on every device. The draw is
+        hrm.models.layers.trunc_normal_init_ itself, which uses torch's global generator: it runs on a fork
+        of it that holds this step's own state (init_rng), which it advances.
+        """
+        carry = {}
+        for name, init in self.inner.carry_init().items():
+            draw = torch.empty(batch_size, init.shape[-1])
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.init_rng)
+                trunc_normal_init_(draw, std=1.0)
+                self.init_rng = torch.get_rng_state()
+            carry[name] = draw.to(init.device, init.dtype)[:, None, :].expand(-1, self.carry_positions, -1).clone()
+        return carry
+
     def _fresh_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
-        carry = dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
+        if self.init == "random":
+            carry = self._random_init(batch_size)
+        else:
+            carry = dict(zip(self.inner.carry_init(), fresh_carry(self.inner, batch_size, self.carry_positions)))
         return {name: self._noisy(value) for name, value in carry.items()} if self.noise else carry
 
     def _tensor(self, a, dtype=None) -> torch.Tensor:
