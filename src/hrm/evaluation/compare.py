@@ -182,7 +182,8 @@ def read_run(run_dir: Path) -> Entry:
         demo = _json(run_dir / DEMO_RESULTS, "demo results")
         per_step = demo.get("exact_accuracy_per_step") or [None]
         protocol |= {"evaluated_by": "hrm demo", "halt_max_steps": len(per_step), "examples": demo.get("num_test")}
-        metrics = {"exact_accuracy": _number(per_step[-1]), "steps_trained": _number(demo.get("steps_trained"))}
+        metrics = {"exact_accuracy": _number(per_step[-1]), "accuracy": _number(demo.get("token_accuracy")),
+                   "steps_trained": _number(demo.get("steps_trained"))}
         weights = Path(demo["checkpoint"]) if isinstance(demo.get("checkpoint"), str) else latest
     else:
         record = _last_eval(run_dir / METRICS) if (run_dir / METRICS).is_file() else None

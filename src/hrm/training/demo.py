@@ -255,6 +255,7 @@ def main(argv: list[str]) -> int:
 
     summary = {"steps_trained": result.step, "minutes": args.minutes, "num_test": n,
                "exact_accuracy_per_step": [float(a) for a in per_step], "copy_input": evaluation["copy_input"],
+               "token_accuracy": evaluation["token_accuracy"],
                "q_halt_exact_accuracy": evaluation["q_halt_accuracy"], "q_halt_mean_steps": evaluation["q_halt_mean_steps"],
                "checkpoint": str(result.checkpoint), "device": device.describe()}
     (result.run_dir / "demo_results.json").write_text(json.dumps(summary, indent=2) + "\n")
