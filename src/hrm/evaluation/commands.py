@@ -89,8 +89,8 @@ def eval_spec() -> Command:
         hint = hints[f.name]
         inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
         is_bool = inner == [bool]
-        shown = ("INT,..." if typing.get_origin(hint) is list else
-                 "INT[,INT...]" if any(typing.get_origin(a) is list for a in inner) else     # a sweep's list
+        # A list, or one value or a list (steps=, samples=: a sweep).
+        shown = ("INT,..." if any(typing.get_origin(a) is list for a in [hint, *inner]) else
                  {int: "INT", str: "TEXT", float: "NUMBER"}.get(inner[0], "TEXT"))
         options.append(Option(f.name, bool if is_bool else str, default if is_bool or not isinstance(default, list)
                               else ",".join(map(str, default)), help=EVAL_NOTES.get(f.name, ""),

@@ -8,6 +8,7 @@
     evaluate(head, dataset)     a whole split: runs a runner over a test-mode loader, keeps the rows in order
                                 (or only the sums), and under torchrun gathers every rank's rows and sums on
                                 rank 0
+    subset_rows(total, n, seed) a seeded subset of a split's rows (hrm eval subset=N), for evaluate(rows=)
 
 The protocol itself (a fresh carry, halt_max_steps steps, no mid-way reset, the Q head's decision recorded
 on the way) is the driver's; nothing here re-implements it. Another backend (hrm.evaluation.backends)

@@ -6,7 +6,8 @@ Steps: find the checkpoint (a run directory's latest, a step_<N> folder, a .safe
 original `step_<N>` state dict with its all_config.yaml); load it; check that the dataset is the one it was
 trained on (content hash when recorded, sizes always); run the eval-mode ACT loop over the split (sharded
 under torchrun); then on rank 0 compute the figures, write predictions.safetensors (or .npz),
-results.json and, for ARC, submission.json and arc_tasks.json.
+results.json and, for ARC, submission.json and arc_tasks.json. A list in steps= or samples= evaluates the
+grid of depths and breadths instead (hrm.evaluation.sweep): a table, sweep.json and PNG curves.
 """
 from __future__ import annotations
 
@@ -269,6 +270,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             if not main:
                 return None
             out_dir = Path(config.out) if config.out else _out_folder(run, data_path, config, "-sweep")
+            setting["compiled"] = all(r["compiled"] for r in found["runs"])     # compiled to the end, no fallback
             found = {"protocol": setting, **found}
             written = write_sweep(out_dir, found)
             for line in sweep_lines(found):

@@ -36,7 +36,7 @@ import numpy as np
 
 from hrm.act_driver import ACTResult
 from hrm.evaluation.breadth import SELECTORS, breadth_runner, select
-from hrm.evaluation.loop import evaluate
+from hrm.evaluation.loop import evaluate, ran_compiled
 from hrm.evaluation.metrics import exact
 
 
@@ -85,7 +85,8 @@ def run_sweep(head, dataset, config, depths: list[int], device="cpu", compile: b
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, progress=progress, runner=run.runner, keep_rows=False,
                            rows=rows, score=run.score)
-        runs.append({"samples": samples, "depth": max(depths), "seconds": time.perf_counter() - start})
+        runs.append({"samples": samples, "depth": max(depths), "seconds": time.perf_counter() - start,
+                     "compiled": ran_compiled(run.runner)})
         sums, count = outputs.metric_sums, int(outputs.metric_sums.get("count", 0))
 
         def share(d, name):
