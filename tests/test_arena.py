@@ -153,3 +153,19 @@ def test_entrants_resolve_to_a_preset_and_an_architecture_block(tmp_path):
     assert resolve(str(block)).arch == str(block) and resolve(str(block)).label == "wide"
     config = resolve("trm_mlp").config(tmp_path / "d", tmp_path / "r", 3, [])
     assert config.arch.mlp_t and config.arch.pos_encodings == "none" and config.seed == 3 and config.device == "cpu"
+
+
+def test_time_spent_in_the_hook_is_left_out_of_the_budget(tiny_task, tmp_path):
+    """train_for's at_log (where the arena evaluates) may take any time: the steps the budget buys stay the same."""
+    from hrm.arena.entrants import resolve
+
+    data = demo.build_data(tmp_path / "data", log=lambda m: None)
+    steps = {}
+    for name, reads in (("quick", 0), ("slow", 20)):
+        def at_log(event, trainer, seconds, reads=reads):
+            for _ in range(reads):              # 20 readings of the clock: 10 s of evaluation
+                demo.time.perf_counter()
+
+        config = resolve("hrm").config(data, tmp_path / name, 0, TINY)
+        steps[name] = demo.train_for(config, 0.04, log=lambda m: None, at_log=at_log).step
+    assert steps["slow"] == steps["quick"] > 0

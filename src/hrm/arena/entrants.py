@@ -96,7 +96,8 @@ ARCH_SKIPPED = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size",
 
 def hyper_parameters(config: dict) -> dict:
     """The arch block's keys and the training keys of a resolved config (config_to_dict form)."""
-    arch = {k: v for k, v in config["arch"].items() if k not in ARCH_SKIPPED}
+    arch = {"name": config["arch"]["name"]}
+    arch.update((k, v) for k, v in config["arch"].items() if k not in ARCH_SKIPPED)
     if isinstance(config["arch"].get("loss"), dict):
         arch["loss"] = config["arch"]["loss"].get("loss_type")
     return {**arch, **{k: config[k] for k in TRAINING_KEYS if k in config}}

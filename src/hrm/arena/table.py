@@ -120,7 +120,9 @@ def plot(found: dict[tuple[str, str], list[dict]], tasks, path: Path) -> Path:
                 curve = entry["curve"]
                 ax.plot([p["seconds"] / 60 for p in curve], [100 * p["exact_accuracy"] for p in curve],
                         color=f"C{colour}", marker="o", markersize=3, alpha=0.8, label=entrant if i == 0 else None)
-        examples = next(iter(found.values()))[0]["settings"]["curve_examples"]
+        settings = next(iter(found.values()))[0]["settings"]
+        ax.axvline(settings["minutes"], color="gray", linestyle="--", linewidth=1, label="budget")
+        examples = settings["curve_examples"]
         ax.set_title(f"{task.name}: first {examples} held-out puzzles", fontsize=10)
         ax.set_xlabel("minutes of training")
         ax.set_ylabel("held-out exact accuracy (%)")
