@@ -40,24 +40,25 @@ class ArenaError(ValueError):
 
 
 def parse_tts(words: list[str]) -> dict | None:
-    """['samples=16', 'noise=0.3'] -> EvalConfig fields, checked by EvalConfig itself; ['none'] -> None."""
-    import typing
-
-    from hrm.config_values import ConfigError, coerce
-    from hrm.evaluation.runner import EvalConfig
+    """['samples=16', 'noise=0.3'] -> EvalConfig fields, read and checked by hrm eval's own parser; ['none'] -> None."""
+    from hrm.evaluation.runner import parse_config
+    from hrm.evaluation.sources import EvalError
 
     if [w.lower() for w in words] in ([], ["none"]):
         return None
-    hints, fields = typing.get_type_hints(EvalConfig), {}
+    keys = []
     for word in words:
-        key, sep, value = word.partition("=")
+        key, sep, _ = word.partition("=")
         if not sep or key not in TTS_KEYS:
             raise ArenaError(f"tts: {word!r} is not one of {', '.join(k + '=...' for k in TTS_KEYS)}")
-        try:
-            fields[key] = coerce(value, hints[key], f"tts: {word!r}")
-        except ConfigError as e:
-            raise ArenaError(str(e)) from None
-    EvalConfig(checkpoint="(arena)", **fields).validate()         # EvalError: one line
+        keys.append(key)
+    try:
+        config = parse_config(["checkpoint=(arena)", *words])     # EvalError: one line
+    except EvalError as e:
+        raise ArenaError(f"tts: {e}") from None
+    fields = {key: getattr(config, key) for key in keys}
+    if any(isinstance(v, list) for v in fields.values()):
+        raise ArenaError("tts: one depth and one breadth per entry (a list is a sweep: run hrm eval on an entry's run)")
     return fields
 
 
