@@ -320,15 +320,22 @@ def is_hrm_checkpoint(path: Path) -> bool:
     return (path.is_dir() and (path / WEIGHTS_FILE).is_file()) or path.suffix == ".safetensors"
 
 
-def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict without the `_orig_mod.` prefix, the file it came from) of any checkpoint a user may name,
-    without building its model (so neither its architecture nor its dataset is needed)."""
+def locate(path: str | Path) -> tuple[Path, Path | None]:
+    """(the checkpoint resolved, its hrm-format weights file or None for an original state dict)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     path = resolve_weights(path)
     if is_hrm_checkpoint(path):
-        weights = path / WEIGHTS_FILE if path.is_dir() else path
+        return path, (path / WEIGHTS_FILE if path.is_dir() else path)
+    return path, None
+
+
+def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict without the `_orig_mod.` prefix, the file it came from) of any checkpoint a user may name,
+    without building its model (so neither its architecture nor its dataset is needed)."""
+    path, weights = locate(path)
+    if weights is not None:
         return strip_prefix(read_safetensors(weights)), str(weights)
     return read_original_state_dict(path), str(path)
 
@@ -342,12 +349,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", dtype:
     where `device` can run it (hrm.device.choose; NOTE: the original's configs all say bfloat16, which is
     ~300x slower on CPUs without bf16 matmul, so there float32 is used).
     """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    path = resolve_weights(path)
-    if is_hrm_checkpoint(path):
-        weights = path / WEIGHTS_FILE if path.is_dir() else path
+    path, weights = locate(path)
+    if weights is not None:
         config_path = weights.parent / CONFIG_FILE
         if not config_path.is_file():
             raise CheckpointError(f"{weights}: {CONFIG_FILE} is missing beside the weights")
