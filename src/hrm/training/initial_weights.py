@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from hrm.models import ACTLossHead
 from hrm.models.checkpoint import CheckpointError, load_state_into, read_state
 
