@@ -1,7 +1,7 @@
 """`hrm arena`: every entrant trained on every task for the same wall-clock budget on the CPU, then scored on
 held-out puzzles, over several seeds, in one table.
 
-    hrm arena                                        # sudoku6 and maze10 x hrm, trm, trm_mlp, transformer x seeds 0,1,2
+    hrm arena                                        # sudoku6 and sudoku9 x hrm, trm, trm_mlp, transformer x seeds 0,1,2
     hrm arena tasks=sudoku6 seeds=0 minutes=2        # a quick look
     hrm arena entrants=hrm,hrm_27m,my_block.yaml     # any architecture block or preset
     hrm arena tts=samples=32,noise=0.5,select=vote   # another test-time setting (tts=none: the protocol only)
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from hrm.arena.entrants import DEFAULT_ENTRANTS, Entrant, hyper_parameters, resolve_all
-from hrm.arena.tasks import TASKS, Task, describe_data
+from hrm.arena.tasks import DEFAULT_TASKS, TASKS, Task, describe_data
 from hrm.cli_args import Command, Option
 
 DEFAULT_TTS = ["samples=16", "noise=0.3", "select=vote"]
@@ -230,7 +230,7 @@ def run_arena(tasks: list[Task], entrants: list[Entrant], seeds: list[int], sett
 
 def spec() -> Command:
     return Command("hrm arena", __doc__.split("\n\n")[0], [
-        Option("tasks", str, list(TASKS), many=True, help=f"tasks to run: {', '.join(TASKS)}"),
+        Option("tasks", str, list(DEFAULT_TASKS), many=True, help=f"tasks to run: {', '.join(TASKS)}"),
         Option("entrants", str, list(DEFAULT_ENTRANTS), many=True,
                help="built-in entrants (hrm, trm, trm_mlp, transformer), blocks of configs/arch, presets or .yaml paths"),
         Option("seeds", int, [0, 1, 2], many=True, help="training seeds (the data is the same for every seed)"),
