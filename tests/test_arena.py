@@ -128,7 +128,7 @@ def test_a_tiny_arena_tabulates_its_entries_and_resumes(tiny_task, trainings, tm
 
 @pytest.mark.parametrize("argv, message", [
     (["entrants=hrm,hrx"], "unknown entrant 'hrx'; did you mean 'hrm'?"),
-    (["tasks=sudoku9"], "unknown task 'sudoku9'"),
+    (["tasks=sudoku12"], "unknown task 'sudoku12'"),
     (["tts=samples=0"], "samples must be >= 1"),
     (["tts=depth=4"], "tts: 'depth=4' is not one of"),
     (["entrants=hrm,hrm"], "entrants named twice: hrm"),
