@@ -60,6 +60,26 @@ def test_run_folder(data, tmp_path):
     assert result.eval_metrics["eval/count"] == 64
 
 
+def test_a_fresh_run_does_not_append_to_a_killed_runs_metrics(tmp_path):
+    """A run killed before its first checkpoint leaves metrics.jsonl behind; the same command then starts
+    afresh in that folder, and its file must hold its own records only. A resumed run keeps the records up
+    to its checkpoint and appends."""
+    from hrm.training.loggers import MetricsFile
+
+    stale = MetricsFile(tmp_path)
+    for step in (1, 2, 3):
+        stale.log(step, {"train/lm_loss": 9.0})
+    stale.close()
+    fresh = MetricsFile(tmp_path)
+    fresh.log(1, {"train/lm_loss": 1.0})
+    fresh.close()
+    assert [(r["step"], r["train/lm_loss"]) for r in read_metrics(tmp_path)] == [(1, 1.0)]
+    resumed = MetricsFile(tmp_path, resume_step=1)
+    resumed.log(2, {"train/lm_loss": 0.5})
+    resumed.close()
+    assert [(r["step"], r["train/lm_loss"]) for r in read_metrics(tmp_path)] == [(1, 1.0), (2, 0.5)]
+
+
 def test_callback_can_stop_a_run_and_it_resumes(data, tmp_path):
     events = []
 

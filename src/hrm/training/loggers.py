@@ -24,7 +24,9 @@ class MetricsFile:
         self.path = run_dir / METRICS_FILE
         if resume_step is not None and self.path.exists():
             self._truncate_after(resume_step)
-        self.file = open(self.path, "a", encoding="utf-8")
+        # NOTE: a fresh run starts the file afresh: one in its folder is from a run killed before its first
+        # checkpoint (the trainer refuses a folder that holds checkpoints), whose steps are not this run's.
+        self.file = open(self.path, "a" if resume_step is not None else "w", encoding="utf-8")
 
     def _truncate_after(self, step: int) -> None:
         """Drop records past the checkpoint we resume from: the killed run's steps are re-done."""
