@@ -103,10 +103,8 @@ DEFAULT_TASKS = ["sudoku6", "sudoku9"]
 
 def describe_data(path: Path) -> str:
     """'50,000 training puzzles x 16 versions, 1,000 held-out' from the dataset on disk."""
-    from hrm.data import load_metadata
+    from hrm.data import load_metadata, read_manifest
     from hrm.evaluation.loop import split_size
-
-    from hrm.data import read_manifest
 
     train, test = load_metadata(path, "train"), load_metadata(path, "test")
     versions = split_size(path, "train", train.sets) / train.total_groups      # a group: a puzzle and its versions
