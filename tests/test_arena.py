@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import numpy as np
 import pytest
 
 from hrm.arena import run as arena
@@ -169,3 +170,35 @@ def test_time_spent_in_the_hook_is_left_out_of_the_budget(tiny_task, tmp_path):
         config = resolve("hrm").config(data, tmp_path / name, 0, TINY)
         steps[name] = demo.train_for(config, 0.04, log=lambda m: None, at_log=at_log).step
     assert steps["slow"] == steps["quick"] > 0
+
+
+def test_the_9x9_task_is_rated_easy_held_out_and_reused(monkeypatch, tmp_path):
+    """sudoku9 (shrunk): every puzzle has a unique solution that singles find (no branch point), 36-45 blanks;
+    no held-out puzzle is a training puzzle up to digit relabelling; a second build reuses the folder, and a
+    folder another builder made is refused."""
+    from hrm.arena import tasks
+    from hrm.data.sudoku import canonical_key
+    from hrm.data.sudoku_solver import Box, solve_many
+
+    monkeypatch.setattr(tasks, "SUDOKU9_DATA", dict(tasks.SUDOKU9_DATA, n_train=30, n_test=10, num_aug=1))
+    path, said = tmp_path / "sudoku9", []
+    tasks.build_sudoku9(path, said.append)
+    box = Box()
+    values = {split: np.load(path / split / "all__inputs.npy").astype(np.int8) - 1 for split in ("train", "test")}
+    assert values["test"].shape == (10, 81) and values["train"].shape == (60, 81)      # 30 puzzles x 2 versions
+    for split, puzzles in values.items():
+        blanks = (puzzles == 0).sum(1)
+        assert blanks.min() >= 36 and blanks.max() <= 45, split
+        counts, _, branches = solve_many(puzzles, box)
+        assert (counts == 1).all() and (branches == 0).all(), split
+    held_out = {canonical_key(p, box) for p in values["test"]}
+    assert not held_out & {canonical_key(p, box) for p in values["train"]}
+    assert tasks.describe_data(path) == ("30 training puzzles x 2 versions, 10 held-out puzzles, none equivalent to "
+                                         "a training puzzle under digit relabelling")
+
+    again = []
+    tasks.build_sudoku9(path, again.append)
+    assert again == [f"data: reusing {path}"]
+    monkeypatch.setattr(tasks, "SUDOKU9_DATA", dict(tasks.SUDOKU9_DATA, seed=1))
+    with pytest.raises(FileExistsError, match="not made by the arena's generator with these arguments"):
+        tasks.build_sudoku9(path, again.append)
