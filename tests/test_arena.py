@@ -103,7 +103,7 @@ def test_a_tiny_arena_tabulates_its_entries_and_resumes(tiny_task, trainings, tm
     assert rows["hrm"]["fwd/puzzle"] == "8" and rows["hrm"]["fwd/puzzle, test-time setting"] == "16"
     assert rows["transformer"]["fwd/puzzle"] == "1" and rows["transformer"]["fwd/puzzle, test-time setting"] == "2"
     report = (out / "arena.md").read_text()
-    assert "1 torch threads" in report and "Machine: " in report and "samples=2 noise=0.5 select=vote" in report
+    assert "with 1 torch thread," in report and "Machine: " in report and "samples=2 noise=0.5 select=vote" in report
     assert (out / "arena.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Run again: everything is finished, nothing trains, no entry is rewritten.
@@ -113,9 +113,12 @@ def test_a_tiny_arena_tabulates_its_entries_and_resumes(tiny_task, trainings, tm
     assert "4 of 4 entries already finished" in printed
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    # A deleted entry is trained again, alone.
+    # A deleted entry is trained again, alone; with table_only=true nothing is trained and the table leaves it out.
     gone = out / "entries" / "sudoku6" / "transformer-seed1.json"
     gone.unlink()
+    code, printed, _ = run_arena(out, capsys, "table_only=true")
+    assert code == 0 and len(trainings) == 4 and "3 of 4 entries already finished, the rest left out" in printed
+    assert table_rows((out / "arena.md").read_text())["transformer"]["seeds"] == "1"
     code, printed, _ = run_arena(out, capsys)
     assert code == 0 and len(trainings) == 5 and trainings[-1].endswith("transformer/seed1")
     assert gone.is_file()

@@ -59,17 +59,65 @@ def test_eval_of_a_trained_run_matches_the_trainers_evaluation(sudoku_run, tmp_p
     assert "step_predictions" not in arrays
 
 
-def test_q_halting_tta_steps_and_npz(sudoku_run, tmp_path):
+def test_tta_is_breadth_over_versions_with_the_vote(sudoku_run, tmp_path, capsys):
+    """tta=K equals K separate evaluations, one per version of the board (the original and K - 1 symmetries
+    drawn per puzzle), each answer mapped back, and their majority (ties: the mean sigmoid(q_halt)). Rows
+    whose separate vote is a near tie may differ by rounding between batch shapes: they are left out, and
+    must be few."""
+    from hrm.evaluation import tta
+    from hrm.evaluation.loop import run_batch
+    from hrm.evaluation.voting import rank
+    from hrm.runs import open_run
+
+    versions, seed, out = 4, 3, tmp_path / "tta"
+    assert hrm(["eval", f"checkpoint={sudoku_run.checkpoint}", f"out={out}", f"tta={versions}", f"seed={seed}",
+                "progress=false"]) == 0
+    assert "4 versions of the board (the original + 3 random symmetries, answers mapped back)" in capsys.readouterr().out
+    results = results_of(out)
+    assert results["tta"]["versions"] == 4 and results["breadth"]["trajectories"] == 4
+    assert results["tta"]["selected"]["exact_accuracy"] == results["metrics"]["exact_accuracy"]   # the headline
+    assert results["tta"]["gain"] == pytest.approx(results["tta"]["selected"]["exact_accuracy"]
+                                                   - results["tta"]["single_pass"]["exact_accuracy"])
+    # The first trajectory is the original board without noise: the trainer's own evaluation (in a batch of
+    # another shape, so one puzzle on a near tie may round the other way).
+    assert results["tta"]["single_pass"]["exact_accuracy"] == pytest.approx(
+        sudoku_run.eval_metrics["eval/exact_accuracy"], abs=1.01 / 64)
+    arrays, _ = read_predictions(out)
+    assert arrays["exact"].mean() == pytest.approx(results["metrics"]["exact_accuracy"])
+    run = open_run(sudoku_run.checkpoint, device="cpu", dtype="float32")
+    inputs = np.load(sudoku_run.data_path / "test" / "all__inputs.npy").astype(np.int64)
+    ids = np.load(sudoku_run.data_path / "test" / "all__puzzle_identifiers.npy").astype(np.int32)
+    assert len(ids) == len(inputs)                                       # one puzzle per example
+    augmenter = run.family.augmenter(inputs.shape[1], run.arch.vocab_size, run.box)
+    mappings, token_maps = tta.draw_versions(augmenter, np.arange(len(inputs)), versions - 1, seed)
+    ballots = [[] for _ in inputs]
+    for v in range(versions):
+        frame = inputs if v == 0 else tta.apply(inputs, mappings[v - 1], token_maps[v - 1])
+        result = run_batch(run.head.eval(), {"inputs": torch.from_numpy(frame.astype(np.int32)),
+                                             "puzzle_identifiers": torch.from_numpy(ids)})
+        answers = result.predictions if v == 0 else tta.invert(result.predictions, mappings[v - 1], token_maps[v - 1])
+        for row, (answer, q) in enumerate(zip(answers, result.q_halt)):
+            ballots[row].append((answer.tobytes(), answer, float(q)))
+    checked = 0
+    for row, ballot in enumerate(ballots):
+        ranked = rank(ballot)
+        if len(ranked) > 1 and ranked[0].votes == ranked[1].votes and \
+                abs(ranked[0].confidence - ranked[1].confidence) < 1e-3:
+            continue
+        assert np.array_equal(arrays["predictions"][row], ranked[0].answer), row
+        checked += 1
+    assert checked >= len(inputs) - 4
+    assert len({tuple(a) for b in ballots for _, a, _ in b}) > len(inputs)      # the versions do differ
+
+
+def test_q_halting_steps_and_npz(sudoku_run, tmp_path):
     out = tmp_path / "out"
-    assert hrm(["eval", f"checkpoint={sudoku_run.checkpoint}", f"out={out}", "halting=q", "tta=4", "save_steps=true",
+    assert hrm(["eval", f"checkpoint={sudoku_run.checkpoint}", f"out={out}", "halting=q", "save_steps=true",
                 "format=npz", "batch_size=24", "progress=false"]) == 0
     results = results_of(out)
     comparison = results["q_halting"]["comparison"]
     assert comparison["fixed_exact_accuracy"] == pytest.approx(sudoku_run.eval_metrics["eval/exact_accuracy"])
     assert comparison["compute_saved"] == pytest.approx(1 - results["q_halting"]["metrics"]["steps"] / 3)
-    assert results["tta"]["versions"] == 4
-    assert results["tta"]["gain"] == pytest.approx(results["tta"]["voted"]["exact_accuracy"]
-                                                   - results["tta"]["single_pass"]["exact_accuracy"])
 
     arrays, meta = read_predictions(out / "predictions.npz")
     assert (out / "predictions.json").is_file() and meta["task"] == "sudoku"

@@ -1,4 +1,5 @@
-"""Test-time augmentation: versions undo exactly, keep Sudoku solutions valid, and voting picks the majority."""
+"""Test-time augmentation: versions undo exactly, keep Sudoku solutions valid, map back as breadth, and voting
+picks the majority."""
 from __future__ import annotations
 
 import numpy as np
@@ -86,51 +87,68 @@ def test_voting_ranks_by_count_then_confidence_then_first_seen():
     assert [c.key for c in ranked] == ["y", "x"]                         # one vote each: confidence decides
 
 
-def test_vote_batch_maps_every_version_back_and_keeps_the_majority():
-    """A scripted model answers each version of a row in that version's frame: at the last step right in 3 of
-    5 versions (a different wrong answer in the others), at the Q-halt step one common wrong answer in those
-    3 versions. The vote must undo every transform and keep the majority of the answers it is asked for."""
+def test_logits_map_back_with_the_answers():
+    """The logits of a version, mapped back, put each cell's scores in the original cell and token order: their
+    argmax is the mapped-back answer."""
+    augmenter = SUDOKU.augmenter(36, 8, "2x3")
+    mappings, token_maps = tta.draw_versions(augmenter, np.arange(3), 2, seed=4)
+    rng = np.random.default_rng(1)
+    for mapping, token_map in zip(mappings, token_maps):
+        logits = rng.normal(size=(3, 36, 8)).astype(np.float32)
+        back = tta.invert_logits(logits, mapping, token_map)
+        assert np.array_equal(back.argmax(-1), tta.invert(logits.argmax(-1), mapping, token_map))
+        assert np.array_equal(np.sort(back, axis=-1), np.sort(logits[np.arange(3)[:, None], np.argsort(mapping)], -1))
+
+
+def test_augmented_breadth_maps_every_trajectory_back_and_selects():
+    """A scripted model answers each version of a puzzle in that version's frame: right (in the original
+    frame) in 3 of 5 versions, a different wrong answer in each of the others, with the Q head most confident
+    on one wrong version. Breadth over the 5 versions (tta=5) must undo every transform, keep every
+    trajectory's answer in the original frame, and pick the majority by vote and the confident one by q."""
+    from types import SimpleNamespace
+
     import torch
 
     from hrm.act_driver import ACTResult
+    from hrm.evaluation.breadth import breadth_runner
 
-    side, vocab, versions, seed = 4, 6, 5, 7
-    augmenter = MAZE.augmenter(side * side, vocab)
+    side, vocab, versions, seed = 6, 8, 5, 7
+    augmenter = SUDOKU.augmenter(side * side, vocab, "2x3")
     rng = np.random.default_rng(0)
     inputs = rng.integers(1, vocab, size=(2, side * side))
-    right = rng.integers(1, vocab, size=(2, side * side))
-    common_wrong = np.roll(right, 1, axis=1)
+    right = rng.integers(2, vocab, size=(2, side * side))
     indices = np.array([10, 11])
-    mappings, token_maps = tta.draw_versions(augmenter, indices, versions - 1, seed)
+    mapping, token_map = tta.trajectory_frames(augmenter, indices, versions, 1, seed, side * side)
+    assert np.array_equal(mapping[::versions], np.tile(np.arange(side * side), (2, 1)))        # version 0: itself
+    answers, confident = {}, {}                        # a trajectory's inputs (its frame) -> answer, q_halt
+    for row in range(2 * versions):
+        b, v = divmod(row, versions)
+        final = right[b] if v in (1, 2, 4) else np.roll(right[b], v + 1)
+        seen = tta.apply(inputs[b:b + 1], mapping[row:row + 1], token_map[row:row + 1])
+        answers[seen.tobytes()] = tta.apply(final[None], mapping[row:row + 1], token_map[row:row + 1])[0]
+        confident[seen.tobytes()] = 3.0 if v == 3 else 0.0
 
-    def in_frame(tokens, v):                       # tokens of the original frame, seen in version v's frame
-        return tokens if v == 0 else tta.apply(tokens, mappings[v - 1], token_maps[v - 1])
-
-    script = {}                                     # version inputs -> (last-step answer, Q-halt answer)
-    for v in range(versions):
-        majority = v in (1, 2, 3)
-        final = right if majority else np.roll(right, v + 2, axis=1)
-        q_halted = common_wrong if majority else right
-        script[in_frame(inputs, v).tobytes()] = (in_frame(final, v), in_frame(q_halted, v))
-
-    def result(version_inputs, q):
-        final, q_halted = script[version_inputs.tobytes()]
-        B = len(final)
-        return ACTResult(predictions=final, logits=np.zeros(final.shape + (vocab,), np.float32), q_halt=q,
-                         q_continue=np.zeros(B, np.float32), steps=np.full(B, 3, np.int32),
-                         q_halt_step=np.full(B, 2, np.int32), q_halt_predictions=q_halted, q_halt_q=q)
-
-    calls = []
-
-    def run(batch):
-        calls.append(batch["inputs"])
-        return result(batch["inputs"].numpy().astype(inputs.dtype), np.full(2, 0.5, np.float32))
+    def inner(batch, save_steps):
+        rows = batch["inputs"].numpy().astype(inputs.dtype)
+        final = np.stack([answers[r[None].tobytes()] for r in rows])
+        q = np.array([confident[r[None].tobytes()] for r in rows], np.float32)
+        logits = np.eye(vocab, dtype=np.float32)[final]
+        B = len(rows)
+        return ACTResult(predictions=final, logits=logits, q_halt=q, q_continue=np.zeros(B, np.float32),
+                         steps=np.full(B, 3, np.int32), q_halt_step=np.full(B, 3, np.int32),
+                         q_halt_predictions=final, q_halt_q=q)
 
     batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)), "labels": torch.from_numpy(right.astype(np.int32)),
-             "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
-    first = result(inputs, np.full(2, 0.9, np.float32))
-    voted = tta.vote_batch(run, batch, first, augmenter, indices, versions, seed)
-    assert len(calls) == versions - 1                    # the original (`first`) is not run again
-    assert np.array_equal(voted, right)
-    voted_q = tta.vote_batch(run, batch, first, augmenter, indices, versions, seed, use_q_halt=True)
-    assert np.array_equal(voted_q, common_wrong)
+             "puzzle_identifiers": torch.zeros(2, dtype=torch.int32),
+             "example_indices": torch.from_numpy(indices)}
+    head = SimpleNamespace(model=None)
+    voted = breadth_runner(head, 1, select_by="vote", seed=seed, augmenter=augmenter, versions=versions,
+                           inner=inner)(batch, False)
+    assert np.array_equal(voted.predictions, right)                        # the 3 right versions outvote the rest
+    assert np.array_equal(voted.logits.argmax(-1), right)                  # the logits mapped back as well
+    assert voted.sample_predictions.shape == (2, versions, side * side)
+    assert [np.array_equal(a, r) for a, r in zip(voted.sample_predictions[0], [right[0]] * versions)] == \
+        [False, True, True, False, True]
+    by_q = breadth_runner(head, 1, select_by="q", seed=seed, augmenter=augmenter, versions=versions,
+                          inner=inner)(batch, False)
+    assert np.array_equal(by_q.predictions, np.roll(right, 4, axis=1))      # version 3's answer, mapped back

@@ -128,17 +128,10 @@ class Progress:
                      f"(first {self.examples} puzzles)")
 
     def held_out_exact(self, trainer) -> float:
-        import contextlib
-
-        from hrm.evaluation.loop import evaluate
         from hrm.evaluation.metrics import normalise
 
-        with contextlib.ExitStack() as weights:
-            if trainer.state.ema is not None:       # the weights a run reports, as the trainer's own evaluation
-                weights.enter_context(trainer.state.ema.averaged(trainer.head))
-            out = evaluate(trainer.head, self.test, trainer.device, max_examples=self.examples, keep_rows=False)
-        # evaluate() leaves the model in eval mode; the trainer sets the train mode once per pass of the data.
-        trainer.forward.train()
+        # The trainer's own evaluation (its averaged weights, if any), which leaves the model in train mode.
+        out = trainer.evaluate(self.test, max_examples=self.examples)
         return normalise(out.metric_sums)["exact_accuracy"]
 
     def seconds_per_step(self) -> float | None:
@@ -205,8 +198,9 @@ def run_entry(task: Task, entrant: Entrant, seed: int, settings: dict, out: Path
 
 
 def run_arena(tasks: list[Task], entrants: list[Entrant], seeds: list[int], settings: dict, out: Path,
-              say=print) -> list[Path]:
-    """Every entry not yet finished, then the table and the plot; returns the paths written."""
+              say=print, train: bool = True) -> list[Path]:
+    """Every entry not yet finished (none with train=False), then the table and the plot of the finished
+    ones; returns the paths written."""
     from hrm.arena.table import write_report
 
     # Every finished entry is checked first, so that a folder made with other settings is refused at once.
@@ -215,8 +209,9 @@ def run_arena(tasks: list[Task], entrants: list[Entrant], seeds: list[int], sett
     for task in tasks:
         total = len(entrants) * len(seeds)
         say(f"arena: {task.name}: {total - len(pending[task.name])} of {total} entries already finished"
-            + (", running the rest" if pending[task.name] else ""))
-        if not pending[task.name]:
+            + ((", running the rest" if train else ", the rest left out (table_only=true)")
+               if pending[task.name] else ""))
+        if not pending[task.name] or not train:
             continue
         start = time.perf_counter()
         task.build(out / "data" / task.name, say)                  # outside every budget
@@ -242,6 +237,8 @@ def spec() -> Command:
                     "noise, noise_every_step, select, tta), or none"),
         Option("curve_points", int, 10, help="held-out evaluations during training, for the plot"),
         Option("curve_examples", int, 256, help="held-out puzzles each of those evaluates"),
+        Option("table_only", bool, False, help="true: train nothing, write the table and plot of the finished entries "
+                                               "(those run in pieces, or by several processes side by side)"),
     ], passthrough="overrides", passthrough_help="Any other key=value is a training override for every entrant, "
                                                  "as for `hrm train` (e.g. compile=false arch.hidden_size=32).")
 
@@ -278,7 +275,7 @@ def main(argv: list[str]) -> int:
         # a handler of ours in place the trainer installs none.
         previous = signal.signal(signal.SIGINT, interrupt) if threading.current_thread() is threading.main_thread() else None
         try:
-            written = run_arena(tasks, entrants, sorted(set(args.seeds)), settings, args.out)
+            written = run_arena(tasks, entrants, sorted(set(args.seeds)), settings, args.out, train=not args.table_only)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)

@@ -69,10 +69,11 @@ def markdown(found: dict[tuple[str, str], list[dict]], tasks) -> str:
     machines = sorted({f"{e['machine']['cpu']} ({e['machine']['cores']} cores visible), torch {e['machine']['torch']}"
                        for e in entries})
     tts = " ".join(settings["tts_words"]) if settings["tts"] is not None else None
+    threads = f"{settings['threads']} torch thread" + ("" if settings["threads"] == 1 else "s")
     lines = ["# Arena", "",
              f"Every entry trained for {settings['minutes']:g} min of wall-clock time (compilation included, data "
-             f"building and evaluation excluded) on the CPU with {settings['threads']} torch threads, on the same "
-             "data for every entrant and seed.",
+             f"building and evaluation excluded) on the CPU with {threads}, on the same data for every entrant and "
+             "seed.",
              "", "Machine: " + "; ".join(machines) + ".", "",
              "Standard protocol: " + entries[0]["standard"]["protocol"] + ".",
              *(["", f"Test-time setting ({tts}): " + next(e["tts"]["protocol"] for e in entries if e.get("tts"))

@@ -6,8 +6,10 @@ Every puzzle of a batch is repeated N times, so the N trajectories run as one ba
 (far cheaper than N evaluations: one forward per step for all of them). They differ by Gaussian noise of
 std `noise` on the initial latent state (and, with `noise_every_step`, on the carry before every step),
 and with `init="random"` by initial states drawn afresh for every trajectory, from generators seeded
-`seed`; test-time augmentation (`tta=K`) composes with both. One answer per puzzle is then selected,
-without looking at the labels:
+`seed`. Test-time augmentation (`tta=K`, hrm.evaluation.tta) is a third source that composes with both:
+each puzzle is solved in K versions (the original and K - 1 random symmetries), `samples` trajectories
+each, K x samples trajectories in all, every answer mapped back to the original frame before one is
+picked. One answer per puzzle is then selected, without looking at the labels:
 
     vote           the answer most trajectories give; ties broken by their mean sigmoid(q_halt), then first seen
     vote+residual  the same majority; ties broken by the smaller mean residual (below), then first seen
@@ -73,28 +75,46 @@ def _majority_by_residual(answers: np.ndarray, residual: np.ndarray) -> int:
 
 def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vote", seed: int = 0,
                    noise_every_step: bool = False, steps: int | None = None, compile: bool = False,
-                   init: str = "learned", keep: Callable[[ACTResult], None] | None = None) -> Runner:
-    """`runner(batch, save_steps) -> ACTResult`: per puzzle, the selected one of `samples` trajectories, with
-    every trajectory's answer in `sample_predictions` (B, samples, S). `keep`, if given, is handed every
-    batch's whole result (B * samples rows, every step: what hrm.evaluation.sweep scores)."""
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+                   init: str = "learned", keep: Callable[[ACTResult], None] | None = None, augmenter=None,
+                   versions: int = 1, inner: Runner | None = None) -> Runner:
+    """`runner(batch, save_steps) -> ACTResult`: per puzzle, the selected one of T = versions x samples
+    trajectories, with every trajectory's answer (in the original frame) in `sample_predictions` (B, T, S).
+    `keep`, if given, is handed every batch's whole result (B * T rows, every step: what hrm.evaluation.sweep
+    scores). With versions > 1 (an `augmenter` of hrm.puzzles), the batch must hold "example_indices" (the
+    split index of each row, -1 for padding: hrm.evaluation.loop.evaluate adds them), which seed the
+    versions. `inner` replaces the PyTorch runner (another backend: no noise, no residual)."""
+    from hrm.evaluation import tta
+
+    if samples < 1 or versions < 1:
+        raise ValueError(f"samples and versions must be >= 1, got {samples} and {versions}")
     if select_by not in SELECTORS:
         raise ValueError(f"select must be one of {', '.join(SELECTORS)}, got {select_by!r}")
-    inner = torch_runner(head, compile=compile, steps=steps, noise=noise, noise_every_step=noise_every_step, seed=seed,
-                         init=init)
+    if versions > 1 and augmenter is None:
+        raise ValueError("versions > 1 needs the puzzle family's augmenter")
+    if inner is None:
+        inner = torch_runner(head, compile=compile, steps=steps, noise=noise, noise_every_step=noise_every_step,
+                             seed=seed, init=init)
+    T = versions * samples
 
     def run(batch: dict[str, torch.Tensor], save_steps: bool) -> ACTResult:
-        B = batch["inputs"].shape[0]
-        repeated = {k: v.repeat_interleave(samples, dim=0) for k, v in batch.items()}
-        result = inner(repeated, save_steps)                       # B * samples rows, puzzle-major
+        B, S = batch["inputs"].shape
+        repeated = {k: v.repeat_interleave(T, dim=0) for k, v in batch.items()}
+        if versions > 1:
+            mapping, token_map = tta.trajectory_frames(augmenter, batch["example_indices"].cpu().numpy(), versions,
+                                                       samples, seed, S)
+            inputs = tta.apply(repeated["inputs"].cpu().numpy(), mapping, token_map)
+            repeated["inputs"] = torch.from_numpy(inputs.astype(np.int32)).to(batch["inputs"].device)
+        result = inner(repeated, save_steps)                       # B * T rows, puzzle-major
+        if versions > 1:
+            result = tta.to_original(result, mapping, token_map)
         if keep is not None:
             keep(result)
-        picked = np.arange(B) * samples + select(result, samples, select_by)
+        picked = np.arange(B) * T + select(result, T, select_by)
         chosen = result.take(picked)
-        chosen.sample_predictions = result.predictions.reshape(B, samples, -1)
+        chosen.sample_predictions = result.predictions.reshape(B, T, -1)
         chosen.seconds = result.seconds
         return chosen
 
-    run.step = inner.step
+    run.step = getattr(inner, "step", None)
+    run.detail = getattr(inner, "detail", None)
     return run

@@ -49,7 +49,8 @@ EVAL_NOTES = {
     "save_steps": "true: also save every step's predictions and Q logits",
     "format": "safetensors | npz (never pickle)",
     "out": "output folder (default RUN_DIR/eval/<step>-<dataset>-<split>[-halting_q][-tta<K>][-<backend>])",
-    "tta": "Sudoku/maze: solve each puzzle in K versions (original + K-1 random symmetries) and vote",
+    "tta": "Sudoku/maze: solve each puzzle in K versions (original + K-1 random symmetries), each `samples` "
+           "trajectories, answers mapped back, one picked by select=",
     "seed": "seed of the test-time augmentation draws, of the noise and of init=random",
     "arc_k": "ARC pass@k values, e.g. 1,2,10",
     "force": "true: evaluate on a dataset other than the training one",

@@ -109,8 +109,7 @@ def _compact(name: str, array: np.ndarray) -> np.ndarray:
 
 
 def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", save_steps: bool = False,
-             max_examples: int | None = None, progress: bool = False, augmenter=None, versions: int = 1,
-             seed: int = 0, vote_q_halted: bool = False, runner: Runner | None = None, keep_rows: bool = True,
+             max_examples: int | None = None, progress: bool = False, runner: Runner | None = None, keep_rows: bool = True,
              compile: bool = False, rows: np.ndarray | None = None, score: Scorer | None = None) -> SplitOutputs:
     """Evaluate `head` on a test-mode `PuzzleDataset` (hrm.data), in its order.
 
@@ -119,8 +118,8 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
     other ranks their sums only (rows empty). Padding rows are dropped by position: in a global batch
     holding `real` examples, rows at offset >= real are padding (semantics §10.2). `max_examples` evaluates a
     prefix of the split: rows past it become padding rows (labels ignored), so no metric counts them.
-    With an `augmenter` (hrm.evaluation.tta) and versions > 1, every row is also solved in versions - 1
-    transformed versions and the voted answer is kept as the row field "tta_predictions".
+    The runner's batch also holds "example_indices": each row's index in the split (-1 for a padding row),
+    which seeds what is drawn per puzzle (the versions of test-time augmentation, hrm.evaluation.tta).
     `runner(batch, save_steps)` replaces the PyTorch step (hrm.evaluation.backends: another backend).
     `keep_rows=False` keeps only the metric sums (the trainer's evaluation: no host memory per row).
     `rows` (sorted example indices of the split: subset_rows) evaluates only those examples, in that order.
@@ -146,11 +145,15 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
         if seen >= total:
             break
         real = min(test_batch.global_size, total - seen)
+        positions = seen + rank_offsets                      # in the evaluated sequence of examples
         seen += test_batch.global_size
         batch = dict(test_batch.batch)
         if real < test_batch.global_size:                   # the prefix ends inside this batch
             beyond = torch.from_numpy(rank_offsets >= real)
             batch["labels"] = torch.where(beyond.unsqueeze(-1), IGNORE_LABEL_ID, batch["labels"])
+        split_index = positions if rows is None else rows[np.minimum(positions, total - 1)]
+        indices = np.where(rank_offsets < real, split_index, -1)
+        batch["example_indices"] = torch.from_numpy(indices.astype(np.int64))
         batch = {k: v.to(device) for k, v in batch.items()}
         out = runner(batch, save_steps)
         for k, v in batch_metrics(head.loss_fn, out, batch["labels"]).items():
@@ -183,12 +186,6 @@ def evaluate(head: ACTLossHead, dataset, device: torch.device | str = "cpu", sav
                        "step_q_continue_logits": out.step_q_continue}
         for k, a in arrays.items():
             local[k].append(_compact(k, a))
-        if augmenter is not None and versions > 1:
-            from hrm.evaluation.tta import vote_batch
-            indices = seen - test_batch.global_size + rank_offsets
-            voted = vote_batch(lambda b: runner(b, False), batch, out, augmenter, indices, versions, seed,
-                               use_q_halt=vote_q_halted)
-            local.setdefault("tta_predictions", []).append(voted.astype(np.int16))
     if not real_sizes:
         raise ValueError(f"{dataset.data_path}: the {dataset.split} split has no examples to evaluate")
 

@@ -87,11 +87,19 @@ def protocol_line(p: dict[str, Any]) -> str:
     halting = (f"every puzzle runs {depth}" + (" (the original's rule)" if original else "")
                if p["halting"] == "fixed" else f"each puzzle stops when its Q head says halt (at most {depth})")
     samples, d = p["samples"], p["diversity"]
-    several = isinstance(samples, list) or samples > 1
+    versions = p["tta_versions"] or 1
+    several = isinstance(samples, list) or samples * versions > 1
     if several or d["noise"] or d["init"] != "learned":
-        halting += (f"; breadth: B in {','.join(map(str, samples))}" if isinstance(samples, list) else
-                    f"; breadth: {samples}") + (" trajectory" if samples == 1 else " trajectories") + " per puzzle"
+        if isinstance(samples, list):
+            halting += f"; breadth: B in {','.join(map(str, samples))} trajectories per puzzle"
+        else:
+            total = samples * versions
+            halting += (f"; breadth: {total}" + (" trajectory" if total == 1 else " trajectories") + " per puzzle"
+                        + (f" ({versions} versions x {samples})" if versions > 1 else ""))
         sources = []
+        if versions > 1:
+            sources.append(f"{versions} versions of the board (the original + {versions - 1} random symmetries, "
+                           "answers mapped back)")
         if d["init"] == "random":
             sources.append("initial latent states drawn at random (truncated normal, std 1)")
         if d["noise"]:
@@ -105,8 +113,8 @@ def protocol_line(p: dict[str, Any]) -> str:
     if p["arc_versions_per_task"] is not None:
         augment = (f"augmentations: {p['arc_versions_per_task']:g} versions per task (the dataset's), voted; "
                    f"pass@k for k=" + ",".join(map(str, p["arc_k"])))
-    elif p["tta_versions"] and p["tta_versions"] > 1:
-        augment = f"augmentations: {p['tta_versions']} versions per puzzle (original + {p['tta_versions'] - 1} random), voted"
+    elif versions > 1:
+        augment = f"augmentations: {versions} versions per puzzle, as trajectories of the breadth"
     else:
         augment = "augmentations: none (1 version per puzzle)"
     return f"{halting}; {augment}"
@@ -143,7 +151,9 @@ def summarise(outputs, config, protocol: dict[str, Any], seconds: float) -> dict
         "puzzles_per_second": outputs.num_examples / seconds if seconds > 0 else float("nan"),
     }
     if breadth:
-        results["breadth"] = {"samples": config.samples, "noise": config.noise, "noise_every_step": config.noise_every_step,
+        results["breadth"] = {"samples": config.samples, "versions": config.tta,
+                              "trajectories": config.samples * config.tta,
+                              "noise": config.noise, "noise_every_step": config.noise_every_step,
                               "init": config.init, "seed": config.seed, "select": config.select,
                               "selected_exact_accuracy": fixed.get("exact_accuracy"),
                               "one_trajectory_exact_accuracy": breadth["one_sample_exact"],
@@ -156,12 +166,12 @@ def summarise(outputs, config, protocol: dict[str, Any], seconds: float) -> dict
                                             rows["q_halt_step"])
         results["q_halting"] = {"metrics": q_halted,
                                 "comparison": metrics.q_halting_comparison(fixed, q_halted, halt_max_steps)}
-    if "tta_predictions" in rows:
-        single = rows["q_halt_predictions"] if config.halting == "q" else rows["predictions"]
-        one = metrics.from_predictions(single, rows["labels"])
-        voted = metrics.from_predictions(rows["tta_predictions"], rows["labels"])
-        results["tta"] = {"versions": config.tta, "single_pass": one, "voted": voted,
-                          "gain": voted["exact_accuracy"] - one["exact_accuracy"]}
+    if config.tta > 1 and breadth:
+        # The first trajectory is the original board's (with samples=1 noise=0: the standard evaluation).
+        one, selected = breadth["one_sample_exact"], fixed.get("exact_accuracy")
+        results["tta"] = {"versions": config.tta, "samples": config.samples, "select": config.select,
+                          "single_pass": {"exact_accuracy": one}, "selected": {"exact_accuracy": selected},
+                          "gain": selected - one}
     return results
 
 
@@ -198,10 +208,11 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  lm_loss          {m['lm_loss']:7.4f}")
     if "breadth" in results:
         b = results["breadth"]
-        lines.append(f"breadth     {b['samples']} {'trajectory' if b['samples'] == 1 else 'trajectories'}, "
+        T = b.get("trajectories", b["samples"])
+        lines.append(f"breadth     {T} {'trajectory' if T == 1 else 'trajectories'}, "
                      f"select={b['select']}: exact accuracy "
                      f"{_pct(b['selected_exact_accuracy']).strip()} (one trajectory: "
-                     f"{_pct(b['one_trajectory_exact_accuracy']).strip()}); oracle pass@{b['samples']} "
+                     f"{_pct(b['one_trajectory_exact_accuracy']).strip()}); oracle pass@{T} "
                      f"{_pct(b['oracle_pass_at_samples']).strip()} (looks at the labels: an upper bound)")
     if "exact_accuracy_per_step" in results:
         per_step = results["exact_accuracy_per_step"]
@@ -218,9 +229,9 @@ def report_lines(results: dict[str, Any]) -> list[str]:
                   f"{100 * (c['q_halt_exact_accuracy'] - c['fixed_exact_accuracy']) + 0.0:+.2f} points"]
     if "tta" in results:
         t = results["tta"]
-        lines.append(f"test-time augmentation, {t['versions']} versions voted: exact accuracy "
-                     f"{_pct(t['single_pass']['exact_accuracy']).strip()} (single pass) -> "
-                     f"{_pct(t['voted']['exact_accuracy']).strip()} (voted), gain {100 * t['gain']:+.2f} points")
+        lines.append(f"test-time augmentation, {t['versions']} versions, select={t['select']}: exact accuracy "
+                     f"{_pct(t['single_pass']['exact_accuracy']).strip()} (the original board, one trajectory) -> "
+                     f"{_pct(t['selected']['exact_accuracy']).strip()} (selected), gain {100 * t['gain']:+.2f} points")
     if "arc" in results:
         a = results["arc"]
         lines.append(f"ARC         {a['scored_tasks']} tasks, {a['test_inputs']} test inputs, {a['votes']} votes"

@@ -44,8 +44,9 @@ class EvalConfig:
     save_steps: bool = False                 # also save every step's predictions and Q logits
     format: str = "safetensors"              # safetensors | npz
     out: str | None = None                   # output folder; None: RUN_DIR/eval/<step>-<dataset>-<split>
-    tta: int = 1                             # Sudoku/maze: versions per puzzle (the original + tta-1 transforms)
-    seed: int = 0                            # for the test-time augmentation draws
+    tta: int = 1                             # Sudoku/maze: versions per puzzle (the original + tta-1 transforms),
+                                             # each one `samples` trajectories of the breadth (hrm.evaluation.tta)
+    seed: int = 0                            # for the versions, the noise and the random initial states
     arc_k: list[int] = field(default_factory=lambda: list(arc_scoring.DEFAULT_KS))
     force: bool = False                      # evaluate even if the dataset differs from the training dataset
     verify: str = "auto"                     # dataset manifest check: auto | quick | full | none
@@ -106,6 +107,9 @@ class EvalConfig:
             problems.append(f"select must be vote, vote+residual, q or residual, got {self.select!r}")
         if (max(breadths, default=1) > 1 or self.noise or self.init != "learned") and self.backend != "torch":
             problems.append(f"samples, noise and init=random apply to backend=torch, not to backend={self.backend}")
+        if self.tta > 1 and "residual" in self.select and self.backend != "torch":
+            problems.append(f"select={self.select} needs the answer latent's change, which only backend=torch reports; "
+                            f"use select=vote or select=q with backend={self.backend}")
         if self.is_sweep():
             for given, why in ((self.halting != "fixed", "halting=q"), (self.tta > 1, "tta"),
                                (self.save_steps, "save_steps=true")):
@@ -278,17 +282,17 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             say("wrote       " + ", ".join(str(p) for p in written))
             return found
 
-        if runner is None:
-            if config.samples > 1 or config.noise or config.init != "learned":
-                from hrm.evaluation.breadth import breadth_runner
-                runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
-                                        config.noise_every_step, steps=config.steps, compile=compiled, init=config.init)
-            else:
-                runner = torch_runner(head, compile=compiled, steps=config.steps)
+        # Breadth: several trajectories per puzzle (samples, tta's versions), or one with diversity (noise, init).
+        if config.samples > 1 or config.tta > 1 or config.noise or config.init != "learned":
+            from hrm.evaluation.breadth import breadth_runner
+            runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
+                                    config.noise_every_step, steps=config.steps, compile=compiled, init=config.init,
+                                    augmenter=augmenter, versions=config.tta, inner=runner)
+        elif runner is None:
+            runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, save_steps=config.save_steps, max_examples=config.max_examples,
-                           progress=config.progress and main, augmenter=augmenter, versions=config.tta,
-                           seed=config.seed, vote_q_halted=config.halting == "q", runner=runner, rows=rows)
+                           progress=config.progress and main, runner=runner, rows=rows)
         seconds = time.perf_counter() - start
         if not main:
             return None

@@ -149,7 +149,11 @@ class Solver:
                            box_text=str(parsed.box) if parsed.box is not None else None)
 
     def _solve_grid(self, parsed: Puzzle, halting: str, tta: int, seed: int) -> Answer:
-        """A family with test-time transforms (Sudoku, maze): the original plus tta - 1 versions, voted."""
+        """A family with test-time transforms (Sudoku, maze): the original plus tta - 1 versions, voted.
+
+        NOTE: not hrm.evaluation.breadth, which hrm eval's tta= runs: one puzzle, every version's step table
+        at hand, and with halting=q each version's answer is the one at its own Q-halt step. The versions
+        (draw_versions, seeded by example index 0) and the vote (voting.rank) are the same."""
         from hrm.evaluation import tta as tta_
         from hrm.evaluation.voting import rank
 

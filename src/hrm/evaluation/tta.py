@@ -1,24 +1,31 @@
-"""Test-time augmentation for Sudoku and mazes: solve each puzzle in k versions, map back, vote.
+"""Test-time augmentation for Sudoku and mazes: each puzzle solved in k versions, every answer mapped back.
 
 A version is a validity-preserving transform of the board written as a cell permutation and a token
 relabelling: version[j] = token_map[original[mapping[j]]]. It is undone exactly by
 original[mapping[j]] = inverse_token_map[version[j]], so a prediction made on a version maps back to the
 original frame. Each puzzle family draws its own versions (hrm.puzzles: `family.augmenter(...)`; Sudoku: its
-symmetries, mazes: the eight dihedral transforms). The k versions are the original and k - 1 random transforms; each votes
-with its mapped-back answer and sigmoid(q_halt), ranked as in ARC (hrm.evaluation.voting).
+symmetries, mazes: the eight dihedral transforms). The k versions of a puzzle are the original and k - 1
+random transforms.
+
+`tta=K` is breadth (hrm.evaluation.breadth): the K versions are K trajectories of the puzzle, run as one
+batch, mapped back to the original frame here (`to_original`: answers, every step's answers and the logits)
+and then selected among like any other trajectories (by default `select=vote`, the majority with ties
+broken by the mean sigmoid(q_halt), as in ARC: hrm.evaluation.voting). With samples=N as well, each version
+runs N trajectories: K x N in all.
 
 NOTE: the transforms of a row are drawn from a generator seeded by (seed, example index), so the
-versions of a puzzle do not depend on the batch size or the number of processes.
+versions of a puzzle do not depend on the batch size, the subset or the number of processes.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+import dataclasses
 
-from hrm.evaluation.voting import rank
+import numpy as np
+
+from hrm.act_driver import ACTResult
 from hrm.puzzles import apply, invert
 
-__all__ = ["apply", "invert", "draw_versions", "vote_batch"]
+__all__ = ["apply", "invert", "draw_versions", "trajectory_frames", "invert_logits", "to_original"]
 
 
 def draw_versions(augmenter, example_indices: np.ndarray, extra_versions: int,
@@ -33,30 +40,49 @@ def draw_versions(augmenter, example_indices: np.ndarray, extra_versions: int,
     return np.stack(mappings, axis=1), np.stack(token_maps, axis=1)
 
 
-def vote_batch(run, batch: dict[str, torch.Tensor], first, augmenter, example_indices: np.ndarray,
-               versions: int, seed: int, use_q_halt: bool = False) -> np.ndarray:
-    """The voted answer (B, S) of every row over the original (already run: `first`) and versions - 1 transforms.
+def trajectory_frames(augmenter, example_indices: np.ndarray, versions: int, samples: int, seed: int,
+                      seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mapping (B*T, S), token_map (B*T, vocab)) of the T = versions x samples trajectories of B puzzles,
+    puzzle-major: trajectory t of puzzle b is row b*T + t and sees version t // samples (0: the original,
+    the identity). Padding rows (example index -1) get the identity in every trajectory."""
+    B, vocab = len(example_indices), augmenter.vocab_size
+    mapping = np.broadcast_to(np.arange(seq_len), (B, versions, seq_len)).copy()
+    token_map = np.broadcast_to(np.arange(vocab), (B, versions, vocab)).copy()
+    real = np.flatnonzero(np.asarray(example_indices) >= 0)
+    if versions > 1 and len(real):
+        drawn_mapping, drawn_tokens = draw_versions(augmenter, np.asarray(example_indices)[real], versions - 1, seed)
+        mapping[real, 1:] = drawn_mapping.transpose(1, 0, 2)
+        token_map[real, 1:] = drawn_tokens.transpose(1, 0, 2)
+    T = versions * samples
+    return (np.repeat(mapping, samples, axis=1).reshape(B * T, seq_len),
+            np.repeat(token_map, samples, axis=1).reshape(B * T, vocab))
 
-    `run(batch) -> ACTResult` runs the ACT loop (hrm.act_driver). use_q_halt takes each version's
-    answer at its Q-halt step instead of its last step.
-    """
-    def answer(out):
-        return ((out.q_halt_predictions if use_q_halt else out.predictions),
-                (out.q_halt_q if use_q_halt else out.q_halt))
 
-    answers, q = answer(first)
-    ballots = [[(a.astype(np.int32).tobytes(), a, float(s))] for a, s in zip(answers, q)]
-    if versions > 1:
-        device = batch["inputs"].device
-        inputs = batch["inputs"].cpu().numpy()
-        labels = batch["labels"].cpu().numpy()
-        mappings, token_maps = draw_versions(augmenter, example_indices, versions - 1, seed)
-        for mapping, token_map in zip(mappings, token_maps):
-            version = {"inputs": torch.from_numpy(apply(inputs, mapping, token_map).astype(np.int32)).to(device),
-                       "labels": torch.from_numpy(apply(labels, mapping, token_map).astype(np.int32)).to(device),
-                       "puzzle_identifiers": batch["puzzle_identifiers"]}
-            answers, q = answer(run(version))
-            back = invert(answers.astype(np.int64), mapping, token_map).astype(np.int32)
-            for row, (a, s) in enumerate(zip(back, q)):
-                ballots[row].append((a.tobytes(), a, float(s)))
-    return np.stack([rank(b)[0].answer for b in ballots]).astype(np.int32)
+def invert_logits(logits: np.ndarray, mapping: np.ndarray, token_map: np.ndarray) -> np.ndarray:
+    """(B, S, V) logits of versions -> the original frame: original[b, mapping[b, j], t] = version[b, j, token_map[b, t]]."""
+    B, S, V = logits.shape
+    if token_map.shape[1] != V:
+        raise ValueError(f"the transforms relabel {token_map.shape[1]} tokens, the logits hold {V}")
+    relabelled = np.take_along_axis(logits, token_map[:, None, :], axis=2)
+    out = np.empty_like(logits)
+    out[np.arange(B)[:, None], mapping] = relabelled
+    return out
+
+
+def to_original(result: ACTResult, mapping: np.ndarray, token_map: np.ndarray) -> ACTResult:
+    """`result` of rows run on versions, every answer (last step, Q-halt step, every step) and the logits
+    mapped back to the original frame; the Q logits, steps and residuals need no mapping."""
+    def back(tokens: np.ndarray | None) -> np.ndarray | None:
+        if tokens is None:
+            return None
+        if tokens.ndim == 2:
+            return invert(tokens.astype(np.int64), mapping, token_map).astype(tokens.dtype)
+        B, K, S = tokens.shape                      # per-step answers: every step with its row's transform
+        flat = invert(tokens.reshape(B * K, S).astype(np.int64), np.repeat(mapping, K, axis=0),
+                      np.repeat(token_map, K, axis=0))
+        return flat.reshape(B, K, S).astype(tokens.dtype)
+
+    return dataclasses.replace(result, predictions=back(result.predictions),
+                               q_halt_predictions=back(result.q_halt_predictions),
+                               step_predictions=back(result.step_predictions),
+                               logits=invert_logits(result.logits, mapping, token_map))

@@ -333,21 +333,31 @@ class Trainer:
         self._emit(TrainEvent("eval", self.state.step, self.total_steps, metrics, self.run_dir))
 
     def _evaluate(self) -> tuple[dict[str, float], Any]:
-        """The test split (or its first data.eval_max_examples) under the evaluation protocol (one loop for
-        every caller: hrm.evaluation.loop.evaluate). Returns the loss head's metric sums over all ranks and,
-        when eval_save_outputs asks for them, the rows; without, only the sums are kept, so a large test split
-        costs no host memory."""
+        """The trainer's evaluation: the test split (or its first data.eval_max_examples). Returns the loss
+        head's metric sums over all ranks and, when eval_save_outputs asks for them, the rows; without, only
+        the sums are kept, so a large test split costs no host memory."""
+        keep = bool(self.config.eval_save_outputs)
+        outputs = self.evaluate(self.test_data, self.config.data.eval_max_examples, keep_rows=keep)
+        return outputs.metric_sums, (outputs.rows if keep and self.processes.is_main else None)
+
+    def evaluate(self, dataset, max_examples: int | None = None, keep_rows: bool = False):
+        """`dataset` (a test-mode PuzzleDataset) under the evaluation protocol, with the weights the run reports
+        (the averaged ones when it averages them), by the one loop for every caller (hrm.evaluation.loop.evaluate,
+        whose SplitOutputs it returns). A model that was training is left in train mode, so that a callback
+        may evaluate between two steps (hrm.arena)."""
         from hrm.evaluation.loop import evaluate, torch_runner
 
         if self._eval_runner is None:
             self._eval_runner = torch_runner(self.head, compile=compile_enabled(self.config.compile, self.device))
-        keep = bool(self.config.eval_save_outputs)
+        training = self.head.training
         with contextlib.ExitStack() as weights:
             if self.state.ema is not None:      # the averaged weights are the ones a run reports (and saves)
                 weights.enter_context(self.state.ema.averaged(self.head))
-            outputs = evaluate(self.head, self.test_data, self.device, max_examples=self.config.data.eval_max_examples,
-                               runner=self._eval_runner, keep_rows=keep)
-        return outputs.metric_sums, (outputs.rows if keep and self.processes.is_main else None)
+            outputs = evaluate(self.head, dataset, self.device, max_examples=max_examples, runner=self._eval_runner,
+                               keep_rows=keep_rows)
+        if training:
+            self.forward.train()                # the compiled wrapper passes the mode on to the model
+        return outputs
 
     def _save_predictions(self, rows: dict) -> None:
         """NOTE: the original saves the keys named in eval_save_outputs with torch.save; hrm writes the
