@@ -3,7 +3,8 @@
     runner = breadth_runner(head, samples=16, noise=0.3, select="vote")    # a runner of evaluation.loop
 
 Every puzzle of a batch is repeated N times, so the N trajectories run as one batch of the one ACT driver
-(far cheaper than N evaluations: one forward per step for all of them). They differ by Gaussian noise of
+(one forward per step for all of them). NOTE: on a 2-core CPU that costs about what N evaluations cost
+(benchmarks/RESULTS.md): a batch of puzzles already fills the cores. They differ by Gaussian noise of
 std `noise` on the initial latent state (and, with `noise_every_step`, on the carry before every step),
 and with `init="random"` by initial states drawn afresh for every trajectory, from generators seeded
 `seed`. Test-time augmentation (`tta=K`, hrm.evaluation.tta) is a third source that composes with both:
