@@ -8,8 +8,9 @@
 A small randomly initialised HRM (the demo architecture of `hrm demo`: hidden 64, 2+2 layers) on a
 synthetic test split of 6x6-Sudoku-shaped puzzles (36 tokens), made on the fly. Every cell (D, B) is its own
 evaluation through hrm.evaluation.loop.evaluate with the breadth runner (hrm.evaluation.breadth: the
-puzzles' B trajectories as one batch, noise 0.1 on the initial state), after one warm-up batch per breadth;
-the figure is the wall time of the evaluation over the puzzles. Weights are untrained: the cost does not
+puzzles' B trajectories as one batch, in chunks of at most --rows-per-forward rows, noise 0.1 on the
+initial state), after one warm-up batch per breadth; `--batch 1` gives the cost one puzzle at a time. The
+figure is the wall time of the evaluation over the puzzles. Weights are untrained: the cost does not
 depend on them. The last line times the sweep (`hrm eval steps=... samples=...`, hrm.evaluation.sweep:
 one run per breadth to the deepest depth, every depth scored from it) against the sum of the cells.
 """
@@ -57,8 +58,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     parser.add_argument("--depths", default="1,2,4,8,16", help="comma-separated depths D")
     parser.add_argument("--breadths", default="1,4,16", help="comma-separated breadths B")
-    parser.add_argument("--puzzles", type=int, default=64, help="puzzles in the split (one batch)")
+    parser.add_argument("--puzzles", type=int, default=64, help="puzzles in the split")
+    parser.add_argument("--batch", type=int, default=None, help="puzzles per batch (default: all, one batch)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--rows-per-forward", type=int, default=None,
+                        help="breadth's chunk size (default: hrm eval's on the CPU, breadth.CPU_ROWS_PER_FORWARD)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
     if args.threads:
@@ -67,31 +71,35 @@ def main() -> int:
     breadths = [int(b) for b in args.breadths.split(",")]
     if args.quick:
         depths, breadths, args.puzzles = [1, 2], [1, 2], 4
+    batch = min(args.batch or args.puzzles, args.puzzles)
 
     from hrm.data import PuzzleDataset
-    from hrm.evaluation.breadth import breadth_runner
+    from hrm.evaluation.breadth import CPU_ROWS_PER_FORWARD, breadth_runner
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.runner import EvalConfig
     from hrm.evaluation.sweep import run_sweep
     from hrm.models import HRMConfig, build_model
 
-    config = HRMConfig(seq_len=SEQ_LEN, vocab_size=VOCAB, num_puzzle_identifiers=2, batch_size=args.puzzles,
+    config = HRMConfig(seq_len=SEQ_LEN, vocab_size=VOCAB, num_puzzle_identifiers=2, batch_size=batch,
                        **demo_arch())
     torch.manual_seed(0)
     head = build_model(config, forward_dtype=torch.float32).eval()
     noise = 0.1
+    chunk = args.rows_per_forward or CPU_ROWS_PER_FORWARD
     with tempfile.TemporaryDirectory(prefix="hrm-bench-scaling-") as tmp:
         data = synthetic_split(Path(tmp), args.puzzles)
-        dataset = PuzzleDataset(data, "test", global_batch_size=args.puzzles, test_set_mode=True, verify="none")
+        dataset = PuzzleDataset(data, "test", global_batch_size=batch, test_set_mode=True, verify="none")
         seconds: dict[tuple[int, int], float] = {}
         for B in breadths:
-            evaluate(head, dataset, runner=breadth_runner(head, B, noise, steps=1), keep_rows=False)   # warm-up
+            evaluate(head, dataset, runner=breadth_runner(head, B, noise, steps=1, rows_per_forward=chunk),
+                     keep_rows=False)                                                       # warm-up
             for D in depths:
-                runner = breadth_runner(head, B, noise, steps=D)
+                runner = breadth_runner(head, B, noise, steps=D, rows_per_forward=chunk)
                 start = time.perf_counter()
                 evaluate(head, dataset, runner=runner, keep_rows=False)
                 seconds[D, B] = time.perf_counter() - start
-        sweep_config = EvalConfig(checkpoint="(random)", steps=depths, samples=breadths, noise=noise).validate()
+        sweep_config = EvalConfig(checkpoint="(random)", steps=depths, samples=breadths, noise=noise,
+                                  rows_per_forward=chunk).validate()
         start = time.perf_counter()
         run_sweep(head, dataset, sweep_config, depths)
         sweep_seconds = time.perf_counter() - start
@@ -99,8 +107,9 @@ def main() -> int:
     per_puzzle = {k: v / args.puzzles for k, v in seconds.items()}
     title = "test-time scaling (CPU, seconds per puzzle)" + (" --quick: NOT figures" if args.quick else "")
     print(f"{title}: demo arch (hidden {config.hidden_size}, {config.H_layers}+{config.L_layers} layers, "
-          f"H/L cycles {config.H_cycles}/{config.L_cycles}), {SEQ_LEN} tokens, {args.puzzles} puzzles in one batch, "
-          f"float32, {torch.get_num_threads()} threads")
+          f"H/L cycles {config.H_cycles}/{config.L_cycles}), {SEQ_LEN} tokens, {args.puzzles} puzzles in batches of "
+          f"{batch}, "
+          f"float32, {torch.get_num_threads()} threads, at most {chunk} rows per forward")
     print(f"{'D':>4} " + " ".join(f"{'B=' + str(b):>10}" for b in breadths)
           + (f" {'B=' + str(max(breadths)) + '/B=' + str(min(breadths)):>10}" if len(breadths) > 1 else ""))
     for D in depths:
@@ -113,7 +122,9 @@ def main() -> int:
     print(f"    $ {THIS}" + (f" --threads {args.threads}" if args.threads else ""))
     if args.json:
         args.json.write_text(json.dumps({
-            "benchmark": "scaling", "quick": args.quick, "puzzles": args.puzzles, "threads": torch.get_num_threads(),
+            "benchmark": "scaling", "quick": args.quick, "puzzles": args.puzzles, "batch": batch,
+            "threads": torch.get_num_threads(),
+            "rows_per_forward": chunk,
             "cells": [{"depth": D, "samples": B, "seconds_per_puzzle": per_puzzle[D, B]} for (D, B) in per_puzzle],
             "sweep_seconds": sweep_seconds, "cells_seconds": separate}, indent=1))
     return 0

@@ -61,7 +61,8 @@ def test_noisy_trajectories_are_selected_and_bounded_by_the_oracle(sudoku_run, t
                         real(self, carry, inputs, ids))
     results = {}
     for how in ("vote", "q", "residual"):
-        results[how] = evaluate(sudoku_run, tmp_path / how, "samples=8", "noise=1.0", f"select={how}", "batch_size=64")
+        results[how] = evaluate(sudoku_run, tmp_path / how, "samples=8", "noise=1.0", f"select={how}", "batch_size=64",
+                                "rows_per_forward=512")
         b = results[how]["breadth"]
         assert b["select"] == how and b["samples"] == 8
         assert b["oracle_pass_at_samples"] >= b["selected_exact_accuracy"]

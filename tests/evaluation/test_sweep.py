@@ -115,9 +115,13 @@ def test_one_run_per_breadth_scores_every_depth_as_its_own_evaluation(sudoku_run
     real = TorchStep.__call__
     monkeypatch.setattr(TorchStep, "__call__", lambda self, carry, inputs, ids: calls.append(len(inputs)) or
                         real(self, carry, inputs, ids))
-    sweep = evaluate(sudoku_run, tmp_path / "sweep", "steps=1,2,5", "samples=1,4", "batch_size=64")
+    sweep = evaluate(sudoku_run, tmp_path / "sweep", "steps=1,2,5", "samples=1,4", "batch_size=64",
+                     "rows_per_forward=256")
     # One batch of 64 puzzles: 5 steps at breadth 1, then 5 steps of 64 x 4 rows; not a run per cell.
     assert calls == [64] * 5 + [256] * 5
+    calls.clear()
+    evaluate(sudoku_run, tmp_path / "chunked", "steps=1,2,5", "samples=1,4", "batch_size=64")
+    assert calls == [64] * 5 + [64] * 4 * 5       # on the CPU in chunks of 64 rows (16 puzzles x 4) by default
     monkeypatch.setattr(TorchStep, "__call__", real)
     for depth in (1, 2, 5):
         alone = evaluate(sudoku_run, tmp_path / f"d{depth}", f"steps={depth}", "batch_size=64")["metrics"]
@@ -239,6 +243,44 @@ def test_random_initial_latents_are_seeded_draws_at_the_models_init_scale():
     assert not torch.equal(step.fresh_carry(4)["z_H"], step.fresh_carry(4)["z_H"])   # each batch draws anew
 
 
+def test_breadth_in_chunks_runs_the_same_trajectories_as_in_one_piece(sudoku_run, tmp_path, monkeypatch):
+    """rows_per_forward=N runs a batch's puzzles x trajectories in chunks of whole puzzles: the chunks draw
+    their noise and random initial states from the whole batch's draw, so every answer is the same."""
+    from hrm.export.torch_step import TorchStep
+    calls = []
+    real = TorchStep.__call__
+    monkeypatch.setattr(TorchStep, "__call__", lambda self, carry, inputs, ids: calls.append(len(inputs)) or
+                        real(self, carry, inputs, ids))
+    options = ("samples=4", "noise=0.5", "init=random", "select=q", "batch_size=64", "save_steps=true")
+    whole = evaluate(sudoku_run, tmp_path / "whole", *options, "rows_per_forward=256")
+    assert calls == [256] * 3
+    calls.clear()
+    chunked = evaluate(sudoku_run, tmp_path / "chunked", *options, "rows_per_forward=100")
+    assert calls == [100] * 3 + [100] * 3 + [56] * 3    # 25 whole puzzles x 4 trajectories a chunk, 3 steps each
+    assert chunked["metrics"] == whole["metrics"] and chunked["breadth"] == whole["breadth"]
+    a, _ = read_predictions(tmp_path / "whole")
+    b, _ = read_predictions(tmp_path / "chunked")
+    for name in ("predictions", "q_halt_logits", "step_predictions"):
+        assert np.array_equal(a[name], b[name]), name
+    # Without the whole batch's draw, the chunks would draw other noise: other trajectories.
+    monkeypatch.setattr(TorchStep, "reserve", lambda self, rows: None)
+    evaluate(sudoku_run, tmp_path / "undrawn", *options, "rows_per_forward=100")
+    assert not np.array_equal(a["step_predictions"], read_predictions(tmp_path / "undrawn")[0]["step_predictions"])
+
+
+def test_the_sweep_takes_tta_versions_as_part_of_every_breadth(sudoku_run, tmp_path):
+    """With tta=K each breadth B is K versions x B trajectories; a cell equals that single evaluation."""
+    sweep = evaluate(sudoku_run, tmp_path / "sweep", "steps=1,3", "samples=1,2", "tta=2", "seed=4")
+    assert [(c["depth"], c["samples"], c["versions"], c["forward_passes_per_puzzle"]) for c in sweep["cells"]] == \
+        [(1, 1, 2, 2), (3, 1, 2, 6), (1, 2, 2, 4), (3, 2, 2, 12)]
+    assert sweep["protocol"]["tta_versions"] == 2
+    for depth, samples in ((3, 1), (1, 2)):
+        single = evaluate(sudoku_run, tmp_path / f"d{depth}b{samples}", f"steps={depth}", f"samples={samples}",
+                          "tta=2", "seed=4")
+        assert cell(sweep, depth, samples)["exact_accuracy"]["vote"] == single["metrics"]["exact_accuracy"]
+        assert cell(sweep, depth, samples)["oracle_pass_at_samples"] == single["breadth"]["oracle_pass_at_samples"]
+
+
 def test_random_initial_latents_change_the_answers_the_same_way_each_time(sudoku_run, tmp_path):
     learned = evaluate(sudoku_run, tmp_path / "learned")
     first = evaluate(sudoku_run, tmp_path / "a", "init=random", "samples=4")
@@ -255,7 +297,7 @@ def test_random_initial_latents_change_the_answers_the_same_way_each_time(sudoku
     (["steps=0,2"], "steps must be >= 1 (ACT steps per puzzle), got 0,2"),
     (["samples=1,0"], "samples must be >= 1"),
     (["steps=1,2", "halting=q"], "a sweep (a list in steps= or samples=) reports the fixed rule"),
-    (["samples=1,4", "tta=2"], "tta is for a single depth and breadth"),
+    (["samples=1,4", "rows_per_forward=0"], "rows_per_forward must be >= 1"),
     (["steps=1,x"], "expected an integer"),
     (["init=zeros"], "init must be learned or random"),
     (["init=random", "backend=numpy"], "init=random apply to backend=torch"),

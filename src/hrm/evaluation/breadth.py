@@ -3,8 +3,10 @@
     runner = breadth_runner(head, samples=16, noise=0.3, select="vote")    # a runner of evaluation.loop
 
 Every puzzle of a batch is repeated N times, so the N trajectories run as one batch of the one ACT driver
-(one forward per step for all of them). NOTE: on a 2-core CPU that costs about what N evaluations cost
-(benchmarks/RESULTS.md): a batch of puzzles already fills the cores. They differ by Gaussian noise of
+(one forward per step for all of them; on the CPU in chunks of whole puzzles, CPU_ROWS_PER_FORWARD rows at
+most). NOTE: where one puzzle's row leaves the cores idle (hrm solve, small batches), the N trajectories
+cost far less than N evaluations; where a batch of puzzles already fills them (64 puzzles on a 2-core CPU),
+about as much (benchmarks/RESULTS.md "Test-time scaling"). They differ by Gaussian noise of
 std `noise` on the initial latent state (and, with `noise_every_step`, on the carry before every step),
 and with `init="random"` by initial states drawn afresh for every trajectory, from generators seeded
 `seed`. Test-time augmentation (`tta=K`, hrm.evaluation.tta) is a third source that composes with both:
@@ -77,13 +79,15 @@ def _majority_by_residual(answers: np.ndarray, residual: np.ndarray) -> int:
 def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vote", seed: int = 0,
                    noise_every_step: bool = False, steps: int | None = None, compile: bool = False,
                    init: str = "learned", keep: Callable[[ACTResult], None] | None = None, augmenter=None,
-                   versions: int = 1, inner: Runner | None = None) -> Runner:
+                   versions: int = 1, inner: Runner | None = None, rows_per_forward: int | None = None) -> Runner:
     """`runner(batch, save_steps) -> ACTResult`: per puzzle, the selected one of T = versions x samples
     trajectories, with every trajectory's answer (in the original frame) in `sample_predictions` (B, T, S).
     `keep`, if given, is handed every batch's whole result (B * T rows, every step: what hrm.evaluation.sweep
     scores). With versions > 1 (an `augmenter` of hrm.puzzles), the batch must hold "example_indices" (the
     split index of each row, -1 for padding: hrm.evaluation.loop.evaluate adds them), which seed the
-    versions. `inner` replaces the PyTorch runner (another backend: no noise, no residual)."""
+    versions. `inner` replaces the PyTorch runner (another backend: no noise, no residual).
+    `rows_per_forward` caps the rows of one forward: the batch's B * T rows run in chunks of whole puzzles
+    (see chunk_rows) that draw the same noise and initial states as one piece, so the results are the same."""
     from hrm.evaluation import tta
 
     if samples < 1 or versions < 1:
@@ -105,7 +109,7 @@ def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vot
                                                        samples, seed, S)
             inputs = tta.apply(repeated["inputs"].cpu().numpy(), mapping, token_map)
             repeated["inputs"] = torch.from_numpy(inputs.astype(np.int32)).to(batch["inputs"].device)
-        result = inner(repeated, save_steps)                       # B * T rows, puzzle-major
+        result = _in_chunks(inner, repeated, save_steps, T * chunk_puzzles(B, T, rows_per_forward))  # B * T rows
         if versions > 1:
             result = tta.to_original(result, mapping, token_map)
         if keep is not None:
@@ -119,3 +123,38 @@ def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vot
     run.step = getattr(inner, "step", None)
     run.detail = getattr(inner, "detail", None)
     return run
+
+
+# NOTE: on a CPU a forward's cost is about linear in its rows once a few puzzles fill the cores, and past
+# that every row costs more the more rows there are (the activations leave the cache). Measured with
+# benchmarks/bench_scaling.py (one thread of an AMD EPYC Zen 4, the demo HRM at 36 tokens, 64 puzzles x 16
+# trajectories, 8 ACT steps): chunks of 64 rows 0.21-0.28 s per puzzle, 128: 0.31, 256: 0.30-0.42, all 1,024
+# rows at once 0.43. So on the CPU the B * T rows of a breadth run go in chunks of at most this many.
+CPU_ROWS_PER_FORWARD = 64
+
+
+def default_rows_per_forward(device) -> int | None:
+    """The chunk size breadth uses on `device` unless told (hrm eval rows_per_forward=N): None, one piece."""
+    return CPU_ROWS_PER_FORWARD if torch.device(device).type == "cpu" else None
+
+
+def chunk_puzzles(puzzles: int, trajectories: int, rows_per_forward: int | None) -> int:
+    """Puzzles per chunk: as many whole puzzles (each `trajectories` rows) as fit in `rows_per_forward`
+    rows, at least one; all of them without a cap."""
+    if rows_per_forward is None:
+        return puzzles
+    return max(1, min(puzzles, rows_per_forward // trajectories))
+
+
+def _in_chunks(inner: Runner, batch: dict[str, torch.Tensor], save_steps: bool, rows: int) -> ACTResult:
+    """`inner` over consecutive chunks of `rows` rows of `batch`, as one ACTResult (the times summed). The
+    step draws the whole batch's fresh carry first (TorchStep.reserve), so every chunk starts from the rows
+    an unchunked run would give it."""
+    total = len(batch["inputs"])
+    if total <= rows:
+        return inner(batch, save_steps)
+    step = getattr(inner, "step", None)
+    if hasattr(step, "reserve"):
+        step.reserve(total)
+    parts = [inner({k: v[start:start + rows] for k, v in batch.items()}, save_steps) for start in range(0, total, rows)]
+    return ACTResult.concatenate(parts)

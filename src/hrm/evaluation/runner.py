@@ -60,6 +60,8 @@ class EvalConfig:
     noise_every_step: bool = False           # also on the carry before every step
     init: str = "learned"                    # learned: the model's H_init/L_init; random: drawn per trajectory
     select: str = "vote"                     # vote | vote+residual | q | residual: one answer picked without labels
+    rows_per_forward: int | None = None      # breadth runs its rows in chunks of at most this many (same results);
+                                             # None: 64 on the CPU, the whole batch elsewhere
     subset: int | None = None                # evaluate N examples of the split picked by a seeded permutation
     subset_seed: int = 0
     weights: str = "saved"                   # saved: model.safetensors (a run's averaged weights if it averaged
@@ -110,9 +112,10 @@ class EvalConfig:
         if self.tta > 1 and "residual" in self.select and self.backend != "torch":
             problems.append(f"select={self.select} needs the answer latent's change, which only backend=torch reports; "
                             f"use select=vote or select=q with backend={self.backend}")
+        if self.rows_per_forward is not None and self.rows_per_forward < 1:
+            problems.append(f"rows_per_forward must be >= 1 (rows in one forward), got {self.rows_per_forward}")
         if self.is_sweep():
-            for given, why in ((self.halting != "fixed", "halting=q"), (self.tta > 1, "tta"),
-                               (self.save_steps, "save_steps=true")):
+            for given, why in ((self.halting != "fixed", "halting=q"), (self.save_steps, "save_steps=true")):
                 if given:
                     problems.append(f"a sweep (a list in steps= or samples=) reports the fixed rule per cell; "
                                     f"{why} is for a single depth and breadth")
@@ -270,7 +273,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
         if sweep:
             from hrm.evaluation.sweep import run_sweep, sweep_lines, write_sweep
             found = run_sweep(head, dataset, config, depth, device=device, compile=compiled, rows=rows,
-                              progress=config.progress and main)
+                              progress=config.progress and main, augmenter=augmenter)
             if not main:
                 return None
             out_dir = Path(config.out) if config.out else _out_folder(run, data_path, config, "-sweep")
@@ -284,10 +287,11 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
 
         # Breadth: several trajectories per puzzle (samples, tta's versions), or one with diversity (noise, init).
         if config.samples > 1 or config.tta > 1 or config.noise or config.init != "learned":
-            from hrm.evaluation.breadth import breadth_runner
+            from hrm.evaluation.breadth import breadth_runner, default_rows_per_forward
             runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
                                     config.noise_every_step, steps=config.steps, compile=compiled, init=config.init,
-                                    augmenter=augmenter, versions=config.tta, inner=runner)
+                                    augmenter=augmenter, versions=config.tta, inner=runner,
+                                    rows_per_forward=config.rows_per_forward or default_rows_per_forward(device))
         elif runner is None:
             runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()

@@ -12,9 +12,11 @@ every selector picks from the same trajectories.
 A cell (D, B) holds:
 
     exact accuracy   per label-free selector (breadth.SELECTORS), each selecting from step D's outputs
-    one trajectory   the exact accuracy of trajectory 0 alone (what breadth is compared with)
+    one trajectory   the exact accuracy of trajectory 0 alone (what breadth is compared with; with tta, the
+                     original version's first)
     oracle pass@B    any of the B trajectories exactly right. It reads the labels: an upper bound, not a result
-    forward passes   ACT steps x trajectories per puzzle, D * B
+    forward passes   ACT steps x trajectories per puzzle, D * B (x K with tta=K: every breadth is K versions
+                     of B trajectories each, mapped back to the original frame before selection)
     seconds          the ACT loop's wall time up to the end of step D in the B run, summed over batches
 
 sweep.json holds every cell and the protocol (hrm.evaluation.report.protocol, as results.json's);
@@ -58,30 +60,38 @@ def cell_counts(result: ACTResult, samples: int, depths: list[int], labels: np.n
 
 class BreadthRun:
     """One breadth's run: its runner (every trajectory to the deepest depth) and the scorer of its cells,
-    which evaluation.loop.evaluate calls right after the runner, with that batch's labels."""
+    which evaluation.loop.evaluate calls right after the runner, with that batch's labels. With tta=K (an
+    `augmenter`), each puzzle's trajectories are its K versions x `samples` (hrm.evaluation.tta)."""
 
-    def __init__(self, head, samples: int, depths: list[int], config, compile: bool = False):
-        self.samples, self.depths = samples, depths
+    def __init__(self, head, samples: int, depths: list[int], config, compile: bool = False, augmenter=None,
+                 rows_per_forward: int | None = None):
+        self.trajectories_per_puzzle, self.depths = config.tta * samples, depths
         self.trajectories: ACTResult | None = None
         self.step_seconds = np.zeros(max(depths))
         self.runner = breadth_runner(head, samples, config.noise, config.select, config.seed, config.noise_every_step,
-                                     steps=max(depths), compile=compile, init=config.init, keep=self._keep)
+                                     steps=max(depths), compile=compile, init=config.init, keep=self._keep,
+                                     augmenter=augmenter, versions=config.tta, rows_per_forward=rows_per_forward)
 
     def _keep(self, result: ACTResult) -> None:
         self.trajectories = result
         self.step_seconds += result.step_seconds
 
     def score(self, out: ACTResult, labels: np.ndarray, counted: np.ndarray) -> dict[str, float]:
-        return cell_counts(self.trajectories, self.samples, self.depths, labels, counted)
+        return cell_counts(self.trajectories, self.trajectories_per_puzzle, self.depths, labels, counted)
 
 
 def run_sweep(head, dataset, config, depths: list[int], device="cpu", compile: bool = False,
-              rows: np.ndarray | None = None, progress: bool = False) -> dict[str, Any]:
+              rows: np.ndarray | None = None, progress: bool = False, augmenter=None) -> dict[str, Any]:
     """Every (depth, breadth) cell of config.breadths() x `depths` on a test-mode dataset (see the module
-    docstring); `rows` evaluates a subset (evaluation.loop.subset_rows). Returns {"count", "cells", "runs"}."""
+    docstring); `rows` evaluates a subset (evaluation.loop.subset_rows); with config.tta > 1 (and the puzzle
+    family's `augmenter`) every breadth is that many versions x samples. Returns {"count", "cells", "runs"}."""
+    from hrm.evaluation.breadth import default_rows_per_forward
+
     cells, runs, count = [], [], 0
+    versions = config.tta
+    rows_per_forward = config.rows_per_forward or default_rows_per_forward(device)
     for samples in config.breadths():
-        run = BreadthRun(head, samples, depths, config, compile)
+        run = BreadthRun(head, samples, depths, config, compile, augmenter, rows_per_forward)
         start = time.perf_counter()
         outputs = evaluate(head, dataset, device=device, progress=progress, runner=run.runner, keep_rows=False,
                            rows=rows, score=run.score)
@@ -93,7 +103,8 @@ def run_sweep(head, dataset, config, depths: list[int], device="cpu", compile: b
             return sums[f"sweep/{d}/{name}"] / count if count else float("nan")
         for d in depths:
             seconds = float(run.step_seconds[d - 1])
-            cells.append({"depth": d, "samples": samples, "forward_passes_per_puzzle": d * samples,
+            cells.append({"depth": d, "samples": samples, "versions": versions,
+                          "forward_passes_per_puzzle": d * samples * versions,
                           "exact_accuracy": {how: share(d, how) for how in SELECTORS},
                           "one_trajectory_exact_accuracy": share(d, "one"),
                           # NOTE: an oracle: it looks at the labels. An upper bound, never the headline.
@@ -119,6 +130,10 @@ def sweep_lines(sweep: dict[str, Any]) -> list[str]:
     lines = [f"sweep       {sweep['count']} puzzles, exact accuracy (%) by the label-free selectors; the oracle "
              "pass@B looks at the labels (an upper bound, not a result); passes = ACT steps x trajectories per puzzle",
              head]
+    versions = max((c.get("versions", 1) for c in sweep["cells"]), default=1)
+    if versions > 1:
+        lines.insert(1, f"            breadth = trajectories per version, {versions} versions per puzzle (tta): "
+                        "oracle@B and the selectors range over versions x breadth")
     for c in sweep["cells"]:
         lines.append(f"  {c['depth']:>5} {c['samples']:>7} {c['forward_passes_per_puzzle']:>6}  "
                      + " ".join(f"{_pct(c['exact_accuracy'][h]):>8}" for h in SELECTORS)
@@ -161,7 +176,7 @@ def plot_sweep(out_dir: Path, cells: list[dict[str, Any]]) -> list[Path]:
                 colour = f"C{i % 10}"
                 ax.plot([x_of(c) for c in line], [c["exact_accuracy"][how] for c in line], marker="o", markersize=4,
                         color=colour, label=f"{key}={g}")
-                if any(c["samples"] > 1 for c in line):
+                if any(c["samples"] * c.get("versions", 1) > 1 for c in line):
                     ax.plot([x_of(c) for c in line], [c["oracle_pass_at_samples"] for c in line], linestyle=":",
                             marker="x", linewidth=0.8, color=colour, label=f"{key}={g} oracle pass@B")
             if len(xs) > 1 and xs[-1] / xs[0] > 4:

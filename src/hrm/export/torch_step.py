@@ -188,6 +188,7 @@ class TorchStep:
         self.noise, self.noise_every_step, self.init = noise, noise_every_step, init
         self.generator = torch.Generator(self.device).manual_seed(seed) if noise else None
         self.init_rng = torch.Generator().manual_seed(seed).get_state() if init == "random" else None
+        self.reserved: dict[str, torch.Tensor] | None = None
         if device_carry or noise or init == "random":
             self.fresh_carry = self._fresh_carry
 
@@ -213,7 +214,24 @@ class TorchStep:
             carry[name] = draw.to(init.device, init.dtype)[:, None, :].expand(-1, self.carry_positions, -1).clone()
         return carry
 
+    def reserve(self, batch_size: int) -> None:
+        """Draw the fresh carry of `batch_size` rows now; the next fresh carries are its consecutive rows.
+
+        NOTE: what lets a batch run in chunks (hrm.evaluation.breadth) draw exactly what it draws in one piece:
+        the generators draw the whole batch's initial states and noise in one call, as an unchunked run would.
+        """
+        self.reserved = None
+        self.reserved = self._fresh_carry(batch_size)
+
     def _fresh_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
+        if self.reserved is not None:
+            carry = {name: value[:batch_size] for name, value in self.reserved.items()}
+            rest = {name: value[batch_size:] for name, value in self.reserved.items()}
+            if any(len(value) != batch_size for value in carry.values()):
+                raise ValueError(f"{batch_size} fresh rows asked for, {len(next(iter(self.reserved.values())))} "
+                                 "reserved")
+            self.reserved = rest if len(next(iter(rest.values()))) else None
+            return carry
         if self.init == "random":
             carry = self._random_init(batch_size)
         else:
