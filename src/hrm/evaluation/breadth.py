@@ -87,7 +87,7 @@ def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vot
     split index of each row, -1 for padding: hrm.evaluation.loop.evaluate adds them), which seed the
     versions. `inner` replaces the PyTorch runner (another backend: no noise, no residual).
     `rows_per_forward` caps the rows of one forward: the batch's B * T rows run in chunks of whole puzzles
-    (see chunk_rows) that draw the same noise and initial states as one piece, so the results are the same."""
+    (see chunk_puzzles) that draw the same noise and initial states as one piece, so the results are the same."""
     from hrm.evaluation import tta
 
     if samples < 1 or versions < 1:
@@ -133,8 +133,11 @@ def breadth_runner(head, samples: int, noise: float = 0.0, select_by: str = "vot
 CPU_ROWS_PER_FORWARD = 64
 
 
-def default_rows_per_forward(device) -> int | None:
-    """The chunk size breadth uses on `device` unless told (hrm eval rows_per_forward=N): None, one piece."""
+def default_rows_per_forward(device, asked: int | None = None) -> int | None:
+    """The chunk size breadth uses on `device`: the one `asked` for (hrm eval rows_per_forward=N), else
+    CPU_ROWS_PER_FORWARD on the CPU and None (the whole batch in one piece) elsewhere."""
+    if asked:
+        return asked
     return CPU_ROWS_PER_FORWARD if torch.device(device).type == "cpu" else None
 
 

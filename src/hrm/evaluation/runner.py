@@ -291,7 +291,7 @@ def run_eval(config: EvalConfig, log: Callable[[str], None] = print) -> dict[str
             runner = breadth_runner(head, config.samples, config.noise, config.select, config.seed,
                                     config.noise_every_step, steps=config.steps, compile=compiled, init=config.init,
                                     augmenter=augmenter, versions=config.tta, inner=runner,
-                                    rows_per_forward=config.rows_per_forward or default_rows_per_forward(device))
+                                    rows_per_forward=default_rows_per_forward(device, config.rows_per_forward))
         elif runner is None:
             runner = torch_runner(head, compile=compiled, steps=config.steps)
         start = time.perf_counter()

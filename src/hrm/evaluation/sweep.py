@@ -89,7 +89,7 @@ def run_sweep(head, dataset, config, depths: list[int], device="cpu", compile: b
 
     cells, runs, count = [], [], 0
     versions = config.tta
-    rows_per_forward = config.rows_per_forward or default_rows_per_forward(device)
+    rows_per_forward = default_rows_per_forward(device, config.rows_per_forward)
     for samples in config.breadths():
         run = BreadthRun(head, samples, depths, config, compile, augmenter, rows_per_forward)
         start = time.perf_counter()
