@@ -70,6 +70,9 @@ EVAL_NOTES = {
             "drawn (truncated normal, std 1, seeded by seed=) for every trajectory (backend=torch)",
     "select": "vote | vote+residual | q | residual: majority answer (ties by Q, or by the smaller residual), "
               "highest q_halt, or smallest last change of the answer latent",
+    "rows_per_forward": "breadth runs a batch's puzzles x trajectories in chunks of at most N rows, the same "
+                        "trajectories (default: 64 on the CPU, where bigger forwards cost more per row; the whole "
+                        "batch elsewhere)",
     "subset": "evaluate N examples of the split chosen by a permutation seeded subset_seed (the same rows "
               "everywhere; the protocol records a hash of them); max_examples is the prefix instead",
     "subset_seed": "seed of the subset=N permutation",
