@@ -74,7 +74,7 @@ def main() -> int:
     batch = min(args.batch or args.puzzles, args.puzzles)
 
     from hrm.data import PuzzleDataset
-    from hrm.evaluation.breadth import CPU_ROWS_PER_FORWARD, breadth_runner
+    from hrm.evaluation.breadth import breadth_runner, default_rows_per_forward
     from hrm.evaluation.loop import evaluate
     from hrm.evaluation.runner import EvalConfig
     from hrm.evaluation.sweep import run_sweep
@@ -85,7 +85,7 @@ def main() -> int:
     torch.manual_seed(0)
     head = build_model(config, forward_dtype=torch.float32).eval()
     noise = 0.1
-    chunk = args.rows_per_forward or CPU_ROWS_PER_FORWARD
+    chunk = default_rows_per_forward("cpu", args.rows_per_forward)
     with tempfile.TemporaryDirectory(prefix="hrm-bench-scaling-") as tmp:
         data = synthetic_split(Path(tmp), args.puzzles)
         dataset = PuzzleDataset(data, "test", global_batch_size=batch, test_set_mode=True, verify="none")
