@@ -205,3 +205,9 @@ def test_the_9x9_task_is_rated_easy_held_out_and_reused(monkeypatch, tmp_path):
     monkeypatch.setattr(tasks, "SUDOKU9_DATA", dict(tasks.SUDOKU9_DATA, seed=1))
     with pytest.raises(FileExistsError, match="not made by the arena's generator with these arguments"):
         tasks.build_sudoku9(path, again.append)
+
+
+def test_the_default_test_time_setting_is_the_vote_over_augmented_versions():
+    # The best label-free setting measured on the demo models (README): tta=8 and the vote, no noise.
+    assert arena.parse_tts(arena.DEFAULT_TTS) == {"tta": 8, "select": "vote"}
+    assert arena.parse_tts(["none"]) is None
