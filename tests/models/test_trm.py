@@ -10,7 +10,7 @@ import torch
 
 from hrm.halting import Q_HALT_GT_Q_CONTINUE, Q_HALT_GT_ZERO
 from hrm.models import TRMConfig, arch_config, build_model
-from hrm.reference.hrm import Fixture, ReferenceRun, format_report, runner
+from hrm.reference.hrm import INIT_MAX_DIFFERING, INIT_MAX_ULP, Fixture, ReferenceRun, format_report, runner
 from hrm.reference.trm import TRMReferenceRun
 
 SMALL = dict(seq_len=12, vocab_size=9, num_puzzle_identifiers=5, batch_size=4, hidden_size=32, num_heads=2,
@@ -68,13 +68,17 @@ def test_every_recorded_output_is_compared(fixture, run):
     assert unchecked == []
 
 
-def test_the_init_is_the_officials_bit_for_bit(run):
+def test_the_init_draws_the_officials_numbers(run):
+    """Bit-identical on most CPUs; where the C library's float32 erfinv rounds differently, a few ulps (the
+    bounds of hrm.reference.hrm, which a wrong draw order or constant exceeds by far)."""
     init = run.groups["init"].comparisons
     names = {c.name for c in init}
     assert "param.model.inner.L_level.layers.1.mlp.down_proj.weight" in names
     assert "variant_mlp_t.param.model.inner.L_level.layers.0.mlp_t.gate_up_proj.weight" in names
     assert "variant_learned.param.model.inner.embed_pos.embedding_weight" in names
-    assert all(c.max_ulp == 0 for c in init), format_report({"init": run.groups["init"]})
+    report = format_report({"init": run.groups["init"]})
+    assert all(c.max_ulp is not None and c.max_ulp <= INIT_MAX_ULP for c in init), report
+    assert sum(c.differing for c in init) <= INIT_MAX_DIFFERING * sum(c.elements for c in init), report
 
 
 def test_the_sidecars_quick_checks(fixture):
