@@ -128,6 +128,31 @@ def choose(device: str | None = None, dtype: str | None = None, trained: str | N
     return DeviceChoice(dev, dt, f"{dev_reason}; {dt_reason}")
 
 
+AUTOCAST = ("none", "auto", "bfloat16", "float16")
+
+
+def pick_autocast(device: torch.device, forward_dtype: torch.dtype, requested: str = "none") -> tuple[torch.dtype | None, str]:
+    """The dtype of the matmuls under `torch.autocast` in training (None: no autocast), and why.
+
+    Mixed precision: the forward dtype (the carry, the residual stream, the norms, the loss) stays float32 and
+    only the matrix products and attention run in the half type. "auto" takes bfloat16 where the device runs
+    it natively (CUDA, MPS, a CPU with AMX or AVX-512 BF16) and nothing elsewhere."""
+    if requested not in AUTOCAST:
+        raise DeviceError(f"autocast: unknown value {requested!r}; choose one of {', '.join(AUTOCAST)}")
+    if requested == "none":
+        return None, "no autocast"
+    if forward_dtype != torch.float32:
+        if requested == "auto":
+            return None, f"no autocast (the forward dtype is already {str(forward_dtype).removeprefix('torch.')})"
+        raise DeviceError(f"autocast={requested} needs dtype=float32 (the state it keeps in float32), got "
+                          f"{str(forward_dtype).removeprefix('torch.')}")
+    if requested == "auto":
+        if not runs_natively(device, torch.bfloat16):
+            return None, "no autocast (no native bf16 matmul on this CPU)"
+        requested = "bfloat16"
+    return DTYPES[requested], f"{requested} matmuls under autocast"
+
+
 def compile_enabled(requested: bool | None, device: torch.device) -> bool:
     """`compile=true|false`; unset, torch.compile runs on CUDA only. On a CPU it pays off too (27M: 1.5x in
     evaluation, 1.7x in training) but first costs tens of seconds of compilation, so it is asked for."""

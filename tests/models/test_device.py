@@ -73,3 +73,20 @@ def test_a_checkpoint_is_evaluated_in_the_dtype_it_was_trained_in(monkeypatch):
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     dtype, reason = device.pick_dtype(cpu, trained="bfloat16")
     assert dtype == torch.float32 and reason.startswith("trained in bfloat16, which this cpu does not run natively")
+
+
+def test_autocast_keeps_the_state_in_float32_and_auto_takes_bf16_only_where_native(monkeypatch):
+    import hrm.device as device
+
+    cpu, f32 = torch.device("cpu"), torch.float32
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.pick_autocast(cpu, f32, "auto")[0] == torch.bfloat16
+    assert device.pick_autocast(cpu, f32, "none") == (None, "no autocast")
+    assert device.pick_autocast(cpu, torch.bfloat16, "auto")[0] is None           # already a half type
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.pick_autocast(cpu, f32, "auto")[0] is None
+    assert device.pick_autocast(cpu, f32, "bfloat16")[0] == torch.bfloat16         # asked for: obeyed
+    with pytest.raises(device.DeviceError, match="autocast=bfloat16 needs dtype=float32"):
+        device.pick_autocast(cpu, torch.bfloat16, "bfloat16")
+    with pytest.raises(device.DeviceError, match="unknown value 'bf16'"):
+        device.pick_autocast(cpu, f32, "bf16")

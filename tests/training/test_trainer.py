@@ -181,3 +181,27 @@ def test_a_run_logged_to_a_file_writes_its_progress_as_a_few_lines(data, tmp_pat
     err = capfd.readouterr().err
     bar_lines = [line for line in err.splitlines() if line.startswith("train")]
     assert "\r" not in err and 1 <= len(bar_lines) <= 3, bar_lines
+
+
+def test_autocast_runs_the_matmuls_in_bf16_and_keeps_the_carry_in_float32(data, tmp_path):
+    from hrm.training.trainer import Trainer
+
+    trainer = Trainer(tiny_config(data, tmp_path / "run", "autocast=bfloat16"))
+    try:
+        assert trainer.dtype == torch.float32 and trainer.autocast_dtype == torch.bfloat16
+        assert "bfloat16 matmuls under autocast" in trainer.device_summary()
+        _, batch, _ = next(iter(trainer.train_data))
+        carry, loss, _, outputs, _ = trainer._call(trainer.head.initial_carry(batch), batch, ("logits",))
+        assert outputs["logits"].dtype == torch.bfloat16                         # lm_head ran in bf16
+        assert all(z.dtype == torch.float32 for z in carry.inner_carry.values())  # the state did not
+        loss.backward()
+        assert all(p.grad is None or p.grad.dtype == torch.float32 for p in trainer.params)
+    finally:
+        trainer.close()
+    result = train(tiny_config(data, tmp_path / "trained", "autocast=bfloat16"))
+    assert result.step > 0 and all(torch.isfinite(torch.tensor(v)) for v in result.train_metrics.values())
+
+
+def test_autocast_is_checked_before_a_run_starts(tmp_path):
+    with pytest.raises(ConfigError, match="autocast must be one of none, auto, bfloat16, float16, got 'bf16'"):
+        load_config(None, [f"data_path={tmp_path}", "autocast=bf16"])

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from hrm.config_values import NONE_WORDS, ConfigError, coerce, yaml_problem
-from hrm.device import DTYPES
+from hrm.device import AUTOCAST, DTYPES
 from hrm.files import atomic_write_text
 from hrm.models import HRMConfig, architecture, canonical_name
 
@@ -98,6 +98,7 @@ class TrainConfig:
     device: str = "auto"                     # auto | cpu | cuda | cuda:1 | mps (see hrm.device)
     dtype: str = "auto"                      # auto | float32 | bfloat16 | float16: the forward dtype (hrm.device)
     compile: bool | None = None              # None (auto): torch.compile on CUDA only
+    autocast: str = "none"                   # none | auto | bfloat16 | float16: matmuls in a half type, state in float32
     lr_schedule_steps: int = 0               # steps the warm-up + cosine span (0: the run's total steps)
     checkpoint_interval: int = 0             # also checkpoint every N steps (0: only at evaluations)
     keep_checkpoints: int = 3                # keep the last K training checkpoints (0: keep all)
@@ -147,6 +148,8 @@ class TrainConfig:
             problems.append(f"data.eval_max_examples must be >= 0 (or null), got {self.data.eval_max_examples}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.autocast not in AUTOCAST:
+            problems.append(f"autocast must be one of {', '.join(AUTOCAST)}, got {self.autocast!r}")
         if self.logging.logger not in ("none", "tensorboard", "wandb"):
             problems.append(f"logger must be none, tensorboard or wandb, got {self.logging.logger!r}")
         if self.logging.wandb_mode not in ("offline", "online"):

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hrm.compiling import maybe_compiled
-from hrm.device import choose, compile_enabled
+from hrm.device import choose, compile_enabled, pick_autocast
 from hrm.models import build_model
 from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
@@ -105,6 +105,10 @@ class Trainer:
         self.owns_process_group = self.processes.distributed
         self.device, self.dtype = device_for(choice.device, self.processes), choice.dtype
         self.device_reason = choice.reason
+        # Mixed precision (autocast=): the matmuls in a half type, everything the recurrence keeps in float32.
+        self.autocast_dtype, autocast_reason = pick_autocast(self.device, self.dtype, config.autocast)
+        if self.autocast_dtype is not None:
+            self.device_reason += f"; {autocast_reason}"
         rank, world = self.processes.rank, self.processes.world_size
         if config.global_batch_size % world:
             raise ConfigError(f"global_batch_size={config.global_batch_size} is not divisible by the {world} processes")
@@ -192,7 +196,11 @@ class Trainer:
         return maybe_compiled(self.head, compile_enabled(self.config.compile, self.device))
 
     def _call(self, carry, batch, return_keys=()):
-        return self.forward(carry, batch, return_keys)
+        # NOTE: only the training forward runs under autocast; backward follows the forward's dtypes, and
+        # evaluation runs the float32 model the checkpoint holds.
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            return self.forward(carry, batch, return_keys)
 
     def _resume(self) -> int:
         """Load the latest (or the named) checkpoint of config.resume into the state; returns its step."""
