@@ -34,3 +34,28 @@ def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
     assert result["achieved_gflops"] == pytest.approx(flops / seconds / 1e9)
     assert 0 < result["mfu"] == pytest.approx(result["achieved_gflops"] / result["matmul_peak_gflops"])
     assert result["peak_memory_mb"] > 0
+
+
+@pytest.mark.parametrize("preset, arch, q_target", [("demo", "hrm_act_v1", True), ("trm", "trm", False),
+                                                    ("transformer", "transformer", False)])
+def test_bench_train_reports_each_part_of_a_step(preset, arch, q_target, tmp_path, capsys):
+    out_file = tmp_path / "bench.json"
+    assert main(["train", f"preset={preset}", "steps=3", "warmup=1", "compile=false", "threads=1",
+                 f"json={out_file}"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out_file.read_text())
+    assert result["arch"] == arch and result["autocast"] == "none"
+    parts = result["parts_ms"]
+    assert list(parts) == ["batch to device", "forward", "backward", "optimizer", "averaging and metrics",
+                           "host waits (metrics to the host)"]
+    # The parts are timed inside the measured steps (whose intervals also hold the data loading and the
+    # callback), so together they are at most the mean step and most of it; the forward and backward, where
+    # the model's FLOPs are, hold most of them.
+    mean_ms = 1000 * result["seconds_per_step_mean"]
+    assert 0.5 * mean_ms < sum(parts.values()) <= mean_ms
+    assert parts["forward"] + parts["backward"] > 0.5 * sum(parts.values())
+    if q_target:
+        assert 0 < result["q_target_forward_ms"] < parts["forward"]
+        assert "of which the Q-target forward (measured alone)" in printed
+    else:
+        assert result["q_target_forward_ms"] is None and "Q-target" not in printed

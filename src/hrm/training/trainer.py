@@ -61,6 +61,32 @@ class TrainEvent:
     path: Path | None = None
 
 
+class StepTimer:
+    """Seconds per part of a training step, summed (`hrm bench` sets `Trainer.timer = StepTimer(device)`).
+
+    Each part ends with a device synchronisation, so that it holds its own device work: a timed run is a
+    little slower than an untimed one, and its parts add up to the step. The untimed trainer uses `no_timer`.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, part: str):
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+
+def no_timer(part: str):
+    return contextlib.nullcontext()
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -188,6 +214,7 @@ class Trainer:
         self.stop_requested = False           # the one stop condition: a callback said stop, or Ctrl-C
         self._interrupted = False
         self._eval_runner = None
+        self.timer = no_timer                 # a StepTimer times each part of a step (hrm bench)
 
     # ------------------------------------------------------------------------------------------------
     # Setup helpers
@@ -270,26 +297,31 @@ class Trainer:
                            self.last_checkpoint, stopped)
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
-        state = self.state
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if state.carry is None:
-            state.carry = self.head.initial_carry(batch)
-        state.carry, loss, metrics, _, _ = self._call(state.carry, batch)
-        ((1 / self.config.global_batch_size) * loss).backward()
-        dist_.all_reduce_grads(self.params, self.processes)
-        for optimizer, base_lr in zip(state.optimizers, self.base_lrs):
-            if self.config.freeze_weights and optimizer is state.adam:
-                optimizer.zero_grad(set_to_none=True)    # the network gets gradients and is never updated
-                continue
-            lr = cosine_schedule_with_warmup(state.step, base_lr, self.config.lr_warmup_steps, state.lr_horizon,
-                                             self.config.lr_min_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        if state.ema is not None:
-            state.ema.update(self.head)
-        self._accumulate({**metrics, "loss": loss.detach()})
+        state, timer = self.state, self.timer
+        with timer("batch to device"):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            if state.carry is None:
+                state.carry = self.head.initial_carry(batch)
+        with timer("forward"):                        # the loss head: the segment, the Q-target forward, the loss
+            state.carry, loss, metrics, _, _ = self._call(state.carry, batch)
+        with timer("backward"):
+            ((1 / self.config.global_batch_size) * loss).backward()
+            dist_.all_reduce_grads(self.params, self.processes)
+        with timer("optimizer"):
+            for optimizer, base_lr in zip(state.optimizers, self.base_lrs):
+                if self.config.freeze_weights and optimizer is state.adam:
+                    optimizer.zero_grad(set_to_none=True)    # the network gets gradients and is never updated
+                    continue
+                lr = cosine_schedule_with_warmup(state.step, base_lr, self.config.lr_warmup_steps, state.lr_horizon,
+                                                 self.config.lr_min_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        with timer("averaging and metrics"):
+            if state.ema is not None:
+                state.ema.update(self.head)
+            self._accumulate({**metrics, "loss": loss.detach()})
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
         """Sum raw metrics on the device, without a host sync, until the next log."""
@@ -303,7 +335,8 @@ class Trainer:
     def _log_train(self, bar) -> None:
         """Reduce the summed metrics to rank 0 and normalise them as the original (losses per example,
         the rest per counted row)."""
-        sums = dist_.reduce_to_main(self._metric_sums, self.processes).tolist()
+        with self.timer("host waits (metrics to the host)"):
+            sums = dist_.reduce_to_main(self._metric_sums, self.processes).tolist()
         raw = dict(zip(self._metric_keys, sums))
         n, now = self._logged_steps, time.perf_counter()
         count = max(raw["count"], 1)
