@@ -9,7 +9,8 @@
 It builds a small dataset of the preset's shape in a temporary folder, runs the trainer (`hrm.training`,
 the same step as `hrm train`) for warm-up plus measured steps, and reports tokens/s, seconds per step
 (median), peak memory, and MFU: the model FLOPs of a step (`hrm.flops`, counted the way the recurrence
-runs) per second, divided by the matmul peak measured here in the matmuls' dtype (the autocast one, if any) and thread count.
+runs) per second, divided by the matmul peak measured here in the matmuls' dtype (the autocast one, if
+any) and thread count.
 The parts of a step (the trainer's StepTimer: batch to device, forward, backward, optimiser, averaging and
 metrics, host waits) are reported per step, and the Q-target forward inside the forward is measured
 alone afterwards (one no-grad inner forward on the last batch, compiled when the run is).
