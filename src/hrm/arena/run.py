@@ -12,8 +12,8 @@ first `curve_examples` held-out puzzles at `curve_points` moments on the way (ou
 the checkpoint on every held-out puzzle with `run_eval` twice: under the standard protocol (every puzzle runs
 halt_max_steps ACT steps, the last step's answer counts) and under the test-time setting `tts` (by default
 tta=8: each puzzle in 8 augmented versions, answers mapped back, and their majority answer; no labels used).
-Only then is the entry's JSON written, atomically, so an arena that is killed, or run in pieces, resumes where it stopped: finished entries
-are not run again. Last, OUT/arena.md (the table) and OUT/arena.png (held-out accuracy against training time)
+Only then is the entry's JSON written, atomically, so an arena that is killed, or run in pieces, resumes
+where it stopped: finished entries are not run again. Last, OUT/arena.md (the table) and OUT/arena.png (held-out accuracy against training time)
 are written from every finished entry of the grid.
 """
 from __future__ import annotations
