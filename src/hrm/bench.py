@@ -78,16 +78,16 @@ def q_target_seconds(trainer) -> float | None:
     """Seconds of one Q-target forward (a no-grad inner forward on the trainer's carry and batch), as the
     trainer's forward runs it (compiled or not, under its autocast); None where the policy has no Q target."""
     from hrm.compiling import maybe_compiled
+    from hrm.training.trainer import StepTimer
 
     model = trainer.head.model
     if not (model.policy.q_target and model.config.halt_max_steps > 1) or trainer.state.carry is None:
         return None
     inner, carry = model.inner, trainer.state.carry
     forward = maybe_compiled(inner, getattr(trainer.forward, "compiled", False), " (bench: Q-target forward)")
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync = StepTimer(trainer.device).synchronize
     times = []
-    with torch.no_grad(), torch.autocast(trainer.device.type, dtype=trainer.autocast_dtype or torch.bfloat16,
-                                         enabled=trainer.autocast_dtype is not None):
+    with torch.no_grad(), trainer.autocast():
         for i in range(2 + REPEATS):                  # two warm-up calls (the first compiles)
             start = time.perf_counter()
             forward(carry.inner_carry, carry.current_data)

@@ -76,11 +76,15 @@ class StepTimer:
     def __call__(self, part: str):
         start = time.perf_counter()
         yield
+        self.synchronize()
+        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (CPU ops are synchronous already)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":
             torch.mps.synchronize()
-        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
 
 
 def no_timer(part: str):
@@ -222,11 +226,15 @@ class Trainer:
     def _compiled_forward(self):
         return maybe_compiled(self.head, compile_enabled(self.config.compile, self.device))
 
+    def autocast(self):
+        """The training forward's autocast context (disabled without autocast=)."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                              enabled=self.autocast_dtype is not None)
+
     def _call(self, carry, batch, return_keys=()):
         # NOTE: only the training forward runs under autocast; backward follows the forward's dtypes, and
         # evaluation runs the float32 model the checkpoint holds.
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        with self.autocast():
             return self.forward(carry, batch, return_keys)
 
     def _resume(self) -> int:
