@@ -35,6 +35,7 @@ import torch
 
 from hrm.compiling import maybe_compiled
 from hrm.device import choose, compile_enabled, pick_autocast
+from hrm.host_memory import keep_freed_memory
 from hrm.models import build_model
 from hrm.processes import device_for, init_processes, shutdown
 from hrm.training import checkpointing as ckpt
@@ -135,6 +136,8 @@ class Trainer:
         self.owns_process_group = self.processes.distributed
         self.device, self.dtype = device_for(choice.device, self.processes), choice.dtype
         self.device_reason = choice.reason
+        if self.device.type == "cpu":
+            keep_freed_memory()              # no page faults on the step's reused buffers (hrm.host_memory)
         # Mixed precision (autocast=): the matmuls in a half type, everything the recurrence keeps in float32.
         self.autocast_dtype, autocast_reason = pick_autocast(self.device, self.dtype, config.autocast)
         if self.autocast_dtype is not None:
