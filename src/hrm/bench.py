@@ -97,35 +97,39 @@ def q_target_seconds(trainer) -> float | None:
     return statistics.median(times)
 
 
+def bench_config(preset: str, folder: Path, overrides: list[str] = ()):
+    """The TrainConfig a bench of `preset` trains with: its dataset built under `folder`, the demo's preset (or
+    the 27M one's architecture defaults), long enough never to end, logging every step, then `overrides`."""
+    from hrm.training.config import load_config, preset_path
+    from hrm.training.demo import DEMO_PRESET
+
+    spec = PRESETS[preset]
+    data_path = _dataset(preset, folder)
+    # The demo's preset without its compile choice: compile= decides here (default: the trainer's).
+    base = preset_path(DEMO_PRESET) if spec["overrides"] is None else None
+    settings = (["compile=auto"] if base else spec["overrides"]) + [
+        f"data_path={data_path}", f"checkpoint_path={folder / 'run'}", f"global_batch_size={spec['batch']}",
+        "epochs=1000", "eval_interval=1000", "data.eval_max_examples=0", "logging.log_interval=1",
+        "logging.progress=false", "checkpoint_every_eval=false", "lr_warmup_steps=10"]
+    if spec.get("arch"):
+        settings.insert(0, f"arch={spec['arch']}")
+    return load_config(base, settings + list(overrides))
+
+
 def bench_train(preset: str, steps: int, warmup: int, device: str | None, dtype: str | None, compile_: bool | None,
                 threads: int | None, autocast: str | None = None) -> dict:
     from hrm.flops import train_step_flops
-    from hrm.training.config import load_config, preset_path
-    from hrm.training.demo import DEMO_PRESET
     from hrm.training.trainer import StepTimer, Trainer
 
     if threads:
         torch.set_num_threads(threads)
     spec = PRESETS[preset]
     with tempfile.TemporaryDirectory(prefix="hrm-bench-") as tmp:
-        data_path = _dataset(preset, Path(tmp))
-        # The demo's preset without its compile choice: --compile decides here (default: the trainer's).
-        base = preset_path(DEMO_PRESET) if spec["overrides"] is None else None
-        overrides = (["compile=auto"] if base else spec["overrides"]) + [
-            f"data_path={data_path}", f"checkpoint_path={Path(tmp) / 'run'}", f"global_batch_size={spec['batch']}",
-            "epochs=1000", "eval_interval=1000", "data.eval_max_examples=0", "logging.log_interval=1",
-            "logging.progress=false", "checkpoint_every_eval=false", "lr_warmup_steps=10"]
-        if device:
-            overrides.append(f"device={device}")
-        if dtype:
-            overrides.append(f"dtype={dtype}")
-        if compile_ is not None:
-            overrides.append(f"compile={str(compile_).lower()}")
-        if autocast:
-            overrides.append(f"autocast={autocast}")
-        if spec.get("arch"):
-            overrides.insert(0, f"arch={spec['arch']}")
-        config = load_config(base, overrides)
+        overrides = [f"device={device}"] if device else []
+        overrides += [f"dtype={dtype}"] if dtype else []
+        overrides += [f"compile={str(compile_).lower()}"] if compile_ is not None else []
+        overrides += [f"autocast={autocast}"] if autocast else []
+        config = bench_config(preset, Path(tmp), overrides)
 
         times: list[float] = []
         last = [time.perf_counter()]
