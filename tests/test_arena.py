@@ -15,6 +15,7 @@ import pytest
 from hrm.arena import run as arena
 from hrm.arena.table import COLUMNS
 from hrm.training import demo
+from hrm.training.config import load_config, preset_path
 
 TINY = ["compile=false", "arch.hidden_size=16", "arch.num_heads=2", "arch.puzzle_emb_ndim=16", "global_batch_size=16",
         "lr_warmup_steps=2", "logging.log_interval=5"]
@@ -157,6 +158,18 @@ def test_entrants_resolve_to_a_preset_and_an_architecture_block(tmp_path):
     assert resolve(str(block)).arch == str(block) and resolve(str(block)).label == "wide"
     config = resolve("trm_mlp").config(tmp_path / "d", tmp_path / "r", 3, [])
     assert config.arch.mlp_t and config.arch.pos_encodings == "none" and config.seed == 3 and config.device == "cpu"
+
+
+def test_demo_recipe_entrants_train_in_float32_and_a_preset_keeps_its_dtype(tmp_path):
+    from hrm.arena.entrants import resolve
+
+    # The demo itself takes dtype auto; the arena's built-in entrants stay in float32 (its tables), unless asked.
+    assert load_config(preset_path("demo")).dtype == "auto"
+    assert resolve("hrm").config(tmp_path / "d", tmp_path / "r", 0, []).dtype == "float32"
+    assert resolve("hrm").config(tmp_path / "d", tmp_path / "r", 0, ["dtype=auto"]).dtype == "auto"
+    preset = tmp_path / "demo_bf16.yaml"
+    preset.write_text(preset_path("demo").read_text().replace("dtype: auto", "dtype: bfloat16"))
+    assert resolve(str(preset)).config(tmp_path / "d", tmp_path / "r", 0, []).dtype == "bfloat16"
 
 
 def test_time_spent_in_the_hook_is_left_out_of_the_budget(tiny_task, tmp_path):

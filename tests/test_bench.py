@@ -9,6 +9,7 @@ import json
 import pytest
 
 from hrm.bench import main
+from hrm.device import cpu_has_native_bf16
 from hrm.flops import train_step_flops
 from hrm.training.config import load_config, preset_path
 
@@ -23,7 +24,8 @@ def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
     result = json.loads(out_file.read_text())
 
     arch = load_config(preset_path("demo")).arch
-    assert (result["preset"], result["device"], result["dtype"], result["compiled"]) == ("demo", "cpu", "float32", False)
+    dtype = "bfloat16" if cpu_has_native_bf16() else "float32"            # the demo's dtype auto
+    assert (result["preset"], result["device"], result["dtype"], result["compiled"]) == ("demo", "cpu", dtype, False)
     assert result["batch"] == 64 and result["seq_len"] == 36 + arch.puzzle_emb_len
     assert result["steps_measured"] == 2
     # 6x6 Sudoku: vocabulary of padding, blank and six digits.

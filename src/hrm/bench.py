@@ -211,7 +211,7 @@ def spec() -> Command:
         Option("steps", int, 20, help="measured steps (median reported)"),
         Option("warmup", int, 3, help="steps run before measuring"),
         Option("device", help="cpu | cuda | mps (default: hrm.device's choice)"),
-        Option("dtype", help="forward dtype (default: the demo's float32 for preset=demo, else hrm.device's choice)"),
+        Option("dtype", help="forward dtype (default: the preset's, i.e. hrm.device's choice: bf16 on a CPU with bf16 matrix instructions)"),
         Option("compile", bool, help="true | false (default: on CUDA only)"),
         Option("autocast", help="none | auto | bfloat16 | float16: matmuls in a half type, the state in float32"),
         Option("threads", int, help="torch threads"),
