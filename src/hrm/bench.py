@@ -3,7 +3,7 @@
     hrm bench train preset=demo                       # the demo's HRM on 6x6 Sudoku, batch 64
     hrm bench train preset=trm compile=true           # the demo recipe with TRM (trm_mlp, transformer: likewise)
     hrm bench train preset=27m dtype=bfloat16         # the released architecture at Sudoku size, batch 32
-    hrm bench train preset=demo autocast=bfloat16     # float32 state, bf16 matmuls
+    hrm bench train preset=demo dtype=float32 autocast=bfloat16   # float32 state, bf16 matmuls
     hrm bench train preset=27m steps=5 json=out.json  # (--preset 27m --steps 5 works too)
 
 It builds a small dataset of the preset's shape in a temporary folder, runs the trainer (`hrm.training`,
