@@ -43,7 +43,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="hrm-bench-against-") as tmp:
         tree = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), args.base], check=True)
+        added = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), args.base],
+                               capture_output=True, text=True)
+        if added.returncode != 0:
+            last = (added.stderr.strip().splitlines() or [''])[-1]
+            raise SystemExit(f"bench_against: cannot check out {args.base!r}: {last}")
         try:
             sides = {"base": tree / "src", "this": REPO / "src"}
             rounds: dict[str, list[dict]] = {name: [] for name in sides}

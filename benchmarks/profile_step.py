@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from hrm.bench import PRESETS
+
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "mkldnn::", "aten::_mkl")
 ATTENTION = ("aten::_scaled_dot_product", "aten::scaled_dot_product")
 OPTIMIZER = "Optimizer.step"
@@ -42,13 +44,13 @@ def kind(name: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--top", type=int, default=12, help="operators listed")
     parser.add_argument("overrides", nargs="*", help="key=value training overrides (dtype=, compile=, autocast=)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     import torch._inductor.config as inductor_config
     from torch.profiler import ProfilerActivity, profile
