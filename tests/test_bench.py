@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from hrm.bench import main
-from hrm.device import cpu_has_native_bf16
+from hrm.device import pick_dtype
 from hrm.flops import train_step_flops
 from hrm.training.config import load_config, preset_path
 
@@ -24,7 +25,7 @@ def test_bench_train_reports_the_demo_preset(tmp_path, capsys):
     result = json.loads(out_file.read_text())
 
     arch = load_config(preset_path("demo")).arch
-    dtype = "bfloat16" if cpu_has_native_bf16() else "float32"            # the demo's dtype auto
+    dtype = str(pick_dtype(torch.device("cpu"))[0]).removeprefix("torch.")   # the demo's dtype auto
     assert (result["preset"], result["device"], result["dtype"], result["compiled"]) == ("demo", "cpu", dtype, False)
     assert result["batch"] == 64 and result["seq_len"] == 36 + arch.puzzle_emb_len
     assert result["steps_measured"] == 2

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
-from hrm.device import cpu_has_native_bf16
+from hrm.device import pick_dtype
 from hrm.training import demo
 
 
@@ -51,8 +52,8 @@ def run_demo(output, capsys, *overrides, minutes="0.05"):
 def test_demo_trains_evaluates_and_reports(small_demo, tmp_path, capsys):
     out = run_demo(tmp_path / "demo", capsys, "lr_warmup_steps=2", "logging.log_interval=2", minutes="0.1")
 
-    # dtype auto: bf16 where the CPU has bf16 matrix instructions, float32 elsewhere (configs/demo.yaml)
-    dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
+    # configs/demo.yaml's dtype auto: hrm.device's choice for this CPU
+    dtype = str(pick_dtype(torch.device("cpu"))[0]).removeprefix("torch.")
     assert f"dtype={dtype}" in out.splitlines()[0]
     assert "held-out exact accuracy (48 6x6 puzzles" in out
     assert "copy the input (trivial baseline)" in out and "model, 1 ACT step (no thinking)" in out
