@@ -13,7 +13,9 @@ It builds the preset's dataset and trainer as `hrm bench train` does, runs warm-
     other          everything else (copies, fills, allocations, the eager operators of an eager run)
 
 and prints ms per step and the share of each, the optimisers' steps apart (their operators are counted in
-the kinds above), and the largest operators, grouped by input shape.
+the kinds above), and the largest operators, grouped by input shape. It also counts the matmuls' FLOPs from
+their input shapes and gives their rate in the step against a square matmul's (`hrm bench`'s peak), and the
+time they would take at that peak: the floor of a step whose other kernels cost nothing.
 NOTE: profiling adds a little time to every operator; compare kinds within a run, and take speed itself
 from `hrm bench train`. Run it alone (a 2-thread torch job slows down up to 10x while another holds a core).
 """
@@ -30,6 +32,19 @@ from hrm.bench import PRESETS
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "mkldnn::", "aten::_mkl")
 ATTENTION = ("aten::_scaled_dot_product", "aten::scaled_dot_product")
 OPTIMIZER = "Optimizer.step"
+GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_flops(name: str, shapes: list) -> int:
+    """2·M·K·N (times the batch for bmm) from a recorded GEMM's input shapes; 0 for anything else."""
+    first = 1 if name.startswith(("aten::addmm", "aten::baddbmm")) else 0
+    if not name.startswith(GEMMS) or len(shapes) < first + 2:
+        return 0
+    a, b = shapes[first], shapes[first + 1]
+    if len(a) < 2 or len(b) < 2:
+        return 0
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
 
 
 def kind(name: str) -> str:
@@ -55,7 +70,7 @@ def main() -> int:
     import torch._inductor.config as inductor_config
     from torch.profiler import ProfilerActivity, profile
 
-    from hrm.bench import bench_config
+    from hrm.bench import bench_config, matmul_peak_gflops
     from hrm.training.trainer import Trainer
 
     inductor_config.cpp.enable_kernel_profile = True     # each compiled C++ kernel as its own profiler event
@@ -77,13 +92,17 @@ def main() -> int:
                 for _ in range(args.steps):
                     step()
             summary = trainer.device_summary()
+            matmul_dtype = trainer.autocast_dtype or trainer.dtype
+            peak = matmul_peak_gflops(matmul_dtype, trainer.device)
         finally:
             trainer.close()
 
     events = prof.key_averages(group_by_input_shape=True)
     per_kind: dict[str, float] = defaultdict(float)
     optimizer_ms = 0.0
+    gemm_flops = 0
     for e in events:
+        gemm_flops += matmul_flops(e.key, e.input_shapes) * e.count // args.steps
         if e.key.startswith(OPTIMIZER):
             optimizer_ms += e.cpu_time_total / 1e3 / args.steps        # its operators included
         per_kind[kind(e.key)] += e.self_cpu_time_total / 1e3 / args.steps
@@ -94,6 +113,9 @@ def main() -> int:
     for name in ("matmul", "attention", "fused", "other"):
         print(f"{name} | {per_kind[name]:.1f} | {per_kind[name] / total:.0%}")
     print(f"total | {total:.1f} | (the optimisers' steps, their operators in the kinds above: {optimizer_ms:.1f})")
+    rate = gemm_flops / (per_kind["matmul"] / 1e3) / 1e9
+    print(f"matmuls: {gemm_flops / 1e9:.2f} GFLOP/step at {rate:.0f} GFLOP/s in the step; a {peak:.0f} GFLOP/s "
+          f"square matmul ({matmul_dtype}) would take {gemm_flops / peak / 1e6:.1f} ms")
     print()
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60))
     return 0
