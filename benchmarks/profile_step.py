@@ -83,8 +83,7 @@ def main() -> int:
 
             def step():
                 _, batch, _ = next(batches)
-                trainer.state.step += 1
-                trainer._train_step(batch)
+                trainer.train_step(batch)
 
             for _ in range(args.warmup):
                 step()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from hrm.host_memory import keep_freed_memory
 
@@ -20,14 +21,13 @@ torch.set_num_threads(1)
 import hrm.training.trainer as trainer_module
 from hrm.bench import bench_config
 if sys.argv[1] == "default":
-    trainer_module.keep_freed_memory = lambda: False
+    trainer_module.keep_freed_memory = lambda device: False
 with tempfile.TemporaryDirectory() as tmp:
     trainer = trainer_module.Trainer(bench_config("demo", Path(tmp), ["compile=false", "dtype=float32"]))
     batches = iter(trainer.train_data)
     def step():
         _, batch, _ = next(batches)
-        trainer.state.step += 1
-        trainer._train_step(batch)
+        trainer.train_step(batch)
     for _ in range(4):
         step()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -54,6 +54,7 @@ def test_the_trainers_step_stops_faulting_on_its_reused_buffers():
     assert kept < default / 10, f"{kept} page faults per step with the thresholds set, {default} without"
 
 
-def test_keep_freed_memory_is_false_without_glibc_and_idempotent():
-    assert keep_freed_memory() is GLIBC
-    assert keep_freed_memory() is GLIBC          # once per process (cached), the same answer
+def test_keep_freed_memory_applies_to_cpu_steps_with_glibc_only_and_is_idempotent():
+    assert keep_freed_memory("cuda") is False and keep_freed_memory("mps") is False   # torch's own allocators
+    assert keep_freed_memory("cpu") is GLIBC
+    assert keep_freed_memory(torch.device("cpu")) is GLIBC   # once per process (cached), the same answer

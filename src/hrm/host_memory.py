@@ -1,7 +1,7 @@
 """Host memory: keep freed tensor buffers in the process instead of handing them back to the OS each step.
 
     from hrm.host_memory import keep_freed_memory
-    keep_freed_memory()          # once per process; True where it applied (Linux with glibc)
+    keep_freed_memory(device)    # for a CPU step, once per process; True where it applied (Linux with glibc)
 
 Torch's CPU tensors come from the C library's malloc. glibc maps a large buffer fresh and unmaps it on free
 (above its mmap threshold, which adapts between 128 KiB and 32 MiB), and gives the top of its heap back to
@@ -23,15 +23,22 @@ import functools
 import platform
 import sys
 
+import torch
+
 M_TRIM_THRESHOLD = -1            # glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20        # glibc's largest allowed value (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
 TRIM_THRESHOLD = 1 << 30
 
 
+def keep_freed_memory(device: torch.device | str) -> bool:
+    """Where a step runs on the CPU, set glibc's mmap and trim thresholds for this process (once); False for
+    other devices and where there is no glibc."""
+    return torch.device(device).type == "cpu" and _set_glibc_thresholds()
+
+
 @functools.cache
-def keep_freed_memory() -> bool:
-    """Set glibc's mmap and trim thresholds for this process (once); False where there is no glibc."""
+def _set_glibc_thresholds() -> bool:
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
     try:

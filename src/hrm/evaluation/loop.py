@@ -42,8 +42,7 @@ def torch_runner(head: ACTLossHead, compile: bool = False, halt_early: bool = Fa
     from hrm.host_memory import keep_freed_memory
 
     inner = head.model.inner
-    if next(inner.parameters()).device.type == "cpu":
-        keep_freed_memory()                  # no page faults on the step's reused buffers (hrm.host_memory)
+    keep_freed_memory(next(inner.parameters()).device)   # no page faults on reused buffers (hrm.host_memory)
     step = TorchStep(inner, device_carry=True, forward=maybe_compiled(inner, compile, " in evaluation"), noise=noise,
                      noise_every_step=noise_every_step, seed=seed, init=init)
     policy, K = head.model.policy, steps or head.model.config.halt_max_steps

@@ -136,8 +136,7 @@ class Trainer:
         self.owns_process_group = self.processes.distributed
         self.device, self.dtype = device_for(choice.device, self.processes), choice.dtype
         self.device_reason = choice.reason
-        if self.device.type == "cpu":
-            keep_freed_memory()              # no page faults on the step's reused buffers (hrm.host_memory)
+        keep_freed_memory(self.device)       # no page faults on the step's reused buffers (hrm.host_memory)
         # Mixed precision (autocast=): the matmuls in a half type, everything the recurrence keeps in float32.
         self.autocast_dtype, autocast_reason = pick_autocast(self.device, self.dtype, config.autocast)
         if self.autocast_dtype is not None:
@@ -269,14 +268,14 @@ class Trainer:
                 state.iteration_finished = False
                 self.forward.train()             # the compiled wrapper passes the mode on to the model
                 for _set_name, batch, _global_size in self.train_data:
-                    state.step += 1
-                    if state.step > self.total_steps:
-                        # The original consumes the rest of the pass. NOTE: TRM's averaging still moves towards
-                        # the (now fixed) parameters on these calls, as the official loop updates it after each.
+                    if state.step >= self.total_steps:
+                        # The original consumes the rest of the pass, counting steps. NOTE: TRM's averaging still
+                        # moves towards the (now fixed) parameters on these calls, as the official loop updates it.
+                        state.step += 1
                         if state.ema is not None:
                             state.ema.update(self.head)
                         continue
-                    self._train_step(batch)
+                    self.train_step(batch)
                     if bar is not None:
                         bar.update(1)
                     if state.step % config.logging.log_interval == 0 or state.step == self.total_steps:
@@ -307,8 +306,12 @@ class Trainer:
         return TrainResult(self.run_dir, state.step, self.total_steps, self.last_train, self.last_eval,
                            self.last_checkpoint, stopped)
 
-    def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
+    def train_step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One optimisation step on `batch`, as `run` takes it: the step counter advanced, then forward,
+        backward, the optimisers and the weight averaging; no logging, evaluation or checkpoint. Benchmarks and
+        profilers drive the trainer with it (`batch` as `train_data` yields it)."""
         state, timer = self.state, self.timer
+        state.step += 1
         with timer("batch to device"):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             if state.carry is None:
