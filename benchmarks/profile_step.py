@@ -112,7 +112,7 @@ def main() -> int:
     for name in ("matmul", "attention", "fused", "other"):
         print(f"{name} | {per_kind[name]:.1f} | {per_kind[name] / total:.0%}")
     print(f"total | {total:.1f} | (the optimisers' steps, their operators in the kinds above: {optimizer_ms:.1f})")
-    rate = gemm_flops / (per_kind["matmul"] / 1e3) / 1e9
+    rate = gemm_flops / (per_kind["matmul"] / 1e3) / 1e9 if per_kind["matmul"] else 0.0
     print(f"matmuls: {gemm_flops / 1e9:.2f} GFLOP/step at {rate:.0f} GFLOP/s in the step; a {peak:.0f} GFLOP/s "
           f"square matmul ({matmul_dtype}) would take {gemm_flops / peak / 1e6:.1f} ms")
     print()
